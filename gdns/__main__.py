@@ -1,0 +1,3 @@
+from gdns.cli import main
+
+raise SystemExit(main())

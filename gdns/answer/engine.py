@@ -1,0 +1,137 @@
+"""Authoritative semantics: zone match, referral, NXDOMAIN/NODATA with SOA, CNAME, wildcards.
+
+The engine reads the current ZoneSet once per query (the reloader swaps it whole) and does
+no I/O, awaits or locking: it is a function from (Query, ZoneSet) to Answer.
+"""
+
+from __future__ import annotations
+
+from dnslib import CLASS, QTYPE, RR, TXT, DNSLabel
+
+from gdns.answer.types import Answer, Query
+from gdns.zone.rdata import target_of
+from gdns.zone.zoneset import Name, Node, Zone, ZoneSet, name_key
+
+NOERROR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 2, 3, 4, 5
+_IN, _CH = CLASS.IN, CLASS.CH
+_CNAME, _DS, _ANY = QTYPE.CNAME, QTYPE.DS, QTYPE.ANY
+_TRANSFERS = {QTYPE.AXFR, QTYPE.IXFR}
+_ADDITIONAL = {QTYPE.MX, QTYPE.SRV, QTYPE.NS}
+MAX_CHAIN = 8  # CNAMEs followed in one answer
+
+_CHAOS_VERSION = {(b"version", b"bind"), (b"version", b"server")}
+_CHAOS_ID = {(b"id", b"server"), (b"hostname", b"bind")}
+
+# What a name lookup inside one zone found.
+FOUND, WILDCARD, EMPTY, MISSING, DELEGATED = range(5)
+
+
+class Engine:
+    def __init__(self, zones: ZoneSet, version: str | None = None, identity: str | None = None):
+        self.zones = zones  # replaced whole by the reloader, never mutated
+        self.version = version
+        self.identity = identity
+
+    def answer(self, query: Query) -> Answer:
+        if query.qclass == _CH:
+            return self._chaos(query)
+        if query.qclass != _IN:
+            return Answer(rcode=REFUSED, aa=False)
+        qname = query.key
+        zone = self.zones.find(qname)
+        if zone is None:
+            return Answer(rcode=REFUSED, aa=False)  # not ours, and we never recurse
+        if query.qtype in _TRANSFERS:
+            return Answer(rcode=REFUSED, aa=False)  # zone transfers are not offered
+        return resolve(zone, qname, DNSLabel(list(query.qname)), query.qtype)
+
+    def _chaos(self, query: Query) -> Answer:
+        key = query.key
+        text = self.version if key in _CHAOS_VERSION else self.identity if key in _CHAOS_ID else None
+        if text is None or query.qtype not in (QTYPE.TXT, _ANY):
+            return Answer(rcode=REFUSED, aa=False)
+        owner = DNSLabel(list(query.qname))
+        return Answer(answer=[RR(owner, QTYPE.TXT, _CH, 0, TXT(text.encode()[:255]))])
+
+
+def lookup(zone: Zone, name: Name, qtype: int) -> tuple[int, Node | Name | None]:
+    """Find `name` in `zone`: its node, the wildcard that covers it, or why there is none."""
+    depth = len(zone.origin)
+    if zone.cuts:
+        for i in range(len(name) - depth - 1, -1, -1):
+            ancestor = name[i:]
+            # The parent side of a cut answers DS itself (it is the parent's record).
+            if ancestor in zone.cuts and not (i == 0 and qtype == _DS):
+                return DELEGATED, ancestor
+    node = zone.nodes.get(name)
+    if node is not None:
+        return FOUND, node
+    if name in zone.empty_nonterminals:
+        return EMPTY, None
+    for i in range(1, len(name) - depth + 1):  # RFC 4592: the closest encloser's wildcard
+        encloser = name[i:]
+        if encloser in zone.nodes or encloser in zone.empty_nonterminals:
+            wildcard = zone.nodes.get((b"*",) + encloser)
+            return (WILDCARD, wildcard) if wildcard else (MISSING, None)
+    return MISSING, None
+
+
+def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int) -> Answer:
+    answer = Answer()
+    seen = {qname}
+    name = qname
+    for _ in range(MAX_CHAIN + 1):
+        kind, found = lookup(zone, name, qtype)
+        if kind == DELEGATED:
+            if not answer.answer:
+                return referral(zone, found)
+            return answer  # a CNAME into a delegated child: the resolver follows it there
+        if kind in (EMPTY, MISSING):
+            answer.rcode = NXDOMAIN if kind == MISSING else NOERROR
+            answer.authority.append(zone.negative_soa())
+            return answer
+        rrsets = found.rrsets
+        cname = rrsets.get(_CNAME)
+        if cname is None or qtype == _CNAME:
+            rrset = rrsets.get(qtype) if qtype != _ANY else rrsets[min(rrsets)]
+            if rrset is None:
+                answer.authority.append(zone.negative_soa())
+                return answer
+            answer.answer.extend(rrset.records(owner))
+            if qtype in _ADDITIONAL:
+                answer.additional.extend(_additional(zone, rrset.rtype, rrset.rdatas))
+            return answer
+        answer.answer.extend(cname.records(owner))
+        owner = cname.rdatas[0].label
+        name = name_key(owner)
+        if name in seen or not _inside(zone, name):
+            return answer  # a loop, or a target outside this zone
+        seen.add(name)
+    return answer
+
+
+def referral(zone: Zone, cut: Name) -> Answer:
+    ns = zone.nodes[cut].rrsets[QTYPE.NS]
+    glue: list[RR] = []
+    for rd in ns.rdatas:
+        target = name_key(rd.label)
+        if _inside(zone, target):
+            glue.extend(zone.addresses(target))
+    return Answer(aa=False, authority=ns.records(), additional=glue)
+
+
+def _additional(zone: Zone, rtype: int, rdatas) -> list[RR]:
+    out: list[RR] = []
+    for rd in rdatas:
+        target = target_of(QTYPE.get(rtype), rd)
+        if target is None:
+            continue
+        key = name_key(target)
+        if _inside(zone, key) and lookup(zone, key, QTYPE.A)[0] == FOUND:
+            out.extend(zone.addresses(key))
+    return out
+
+
+def _inside(zone: Zone, name: Name) -> bool:
+    depth = len(zone.origin)
+    return len(name) >= depth and name[len(name) - depth :] == zone.origin

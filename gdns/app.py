@@ -1,0 +1,139 @@
+"""Composition root: settings -> zones -> engine -> listeners -> reloader; signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+
+from gdns.answer.engine import Engine
+from gdns.server.handler import Handler
+from gdns.server.tcp import TCPLimits, TCPProtocol
+from gdns.server.udp import UDPProtocol
+from gdns.settings import Settings
+from gdns.zone.loader import load_folder
+from gdns.zone.reload import ZoneReloader
+
+log = logging.getLogger("gdns")
+
+
+class StartupError(Exception):
+    """A problem that stops the server from starting, said in one line."""
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _socket(host: str, kind: int) -> socket.socket:
+    sock = socket.socket(_family(host), kind)
+    if kind == socket.SOCK_STREAM:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    else:
+        with contextlib.suppress(OSError):  # room for bursts: a full buffer drops queries
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    if _family(host) == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A TCP and a UDP socket on the same port; port 0 picks one free for both."""
+    for _ in range(50 if port == 0 else 1):
+        tcp = _socket(host, socket.SOCK_STREAM)
+        udp = _socket(host, socket.SOCK_DGRAM)
+        try:
+            tcp.bind((host, port))
+            actual = tcp.getsockname()[1]
+            udp.bind((host, actual))
+            return tcp, udp
+        except OSError as exc:
+            tcp.close()
+            udp.close()
+            if port == 0 and exc.errno == errno.EADDRINUSE:
+                continue
+            raise StartupError(_bind_message(host, port, exc)) from None
+    raise StartupError(f"cannot find a free port on {host} for both UDP and TCP")
+
+
+def _bind_message(host: str, port: int, exc: OSError) -> str:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is already in use"
+    if exc.errno == errno.EACCES:
+        return (
+            f"cannot listen on {where}: permission denied "
+            "(ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: the address is not on this host"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
+class App:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine: Engine | None = None
+        self.reloader: ZoneReloader | None = None
+        self.transports: list = []
+        self.servers: list[asyncio.base_events.Server] = []
+        self.addresses: list[tuple[str, int]] = []
+        self._stop = asyncio.Event()
+
+    def set_zones(self, zones) -> None:
+        self.engine.zones = zones  # one reference swap: queries see the old or the new set
+
+    async def start(self) -> None:
+        s = self.settings
+        zones = load_folder(s.zones)  # ZoneLoadError goes to the caller, which prints it all
+        self.engine = Engine(zones, version=s.chaos_version, identity=s.chaos_id)
+        handler = Handler(self.engine, s.max_udp_size)
+        limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
+        pairs = [bind_pair(host, port) for host, port in s.listen]
+        loop = asyncio.get_running_loop()
+        for tcp, udp in pairs:
+            transport, _ = await loop.create_datagram_endpoint(lambda: UDPProtocol(handler), sock=udp)
+            self.transports.append(transport)
+            server = await loop.create_server(lambda: TCPProtocol(handler, limits), sock=tcp, backlog=1024)
+            self.servers.append(server)
+            host, port = udp.getsockname()[:2]
+            self.addresses.append((host, port))
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            log.info("listening on %s (udp, tcp)", shown)
+        self.reloader = ZoneReloader(s.zones, self.set_zones, s.reload_interval)
+        names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
+        log.info("serving %d zone(s): %s", len(zones), names)
+
+    def _reload(self) -> None:
+        asyncio.get_running_loop().create_task(self.reloader.reload("SIGHUP"))
+
+    async def run(self) -> None:
+        """Start, serve until SIGINT/SIGTERM, then close every listener."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        watcher = loop.create_task(self.reloader.watch())
+        log.info("ready")
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("shutting down")
+            watcher.cancel()
+            await self.close()
+
+    async def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+        for server in self.servers:
+            server.close()
+            if hasattr(server, "close_clients"):  # Python 3.13+
+                server.close_clients()
+        for server in self.servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 2)

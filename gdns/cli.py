@@ -1,0 +1,169 @@
+"""gdns serve | check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from gdns import __version__
+from gdns.settings import Settings, SettingsError, parse_listen
+from gdns.zone.errors import ZoneLoadError
+from gdns.zone.loader import SUFFIXES, load_zones, zone_files
+
+DEFAULT_LISTEN = ("0.0.0.0:53", "[::]:53")
+
+
+def _listen(text: str) -> tuple[str, int]:
+    try:
+        return parse_listen(text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gdns", description="Authoritative DNS server for global traffic distribution."
+    )
+    parser.add_argument("--version", action="version", version=f"gdns {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the zones in a folder over UDP and TCP")
+    serve.add_argument(
+        "--zones", default="zones", metavar="DIR", help="folder of zone files (default: zones)"
+    )
+    serve.add_argument(
+        "--listen",
+        action="append",
+        type=_listen,
+        metavar="HOST:PORT",
+        help="address to serve UDP and TCP on; repeat for more; IPv6 as [::1]:5300 "
+        f"(default: {' and '.join(DEFAULT_LISTEN)})",
+    )
+    serve.add_argument(
+        "--reload-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often to look for changed zone files; 0 reloads on SIGHUP only (default: 2)",
+    )
+    serve.add_argument(
+        "--max-udp-size",
+        type=int,
+        default=1232,
+        metavar="BYTES",
+        help="largest UDP reply, whatever EDNS asks for (default: 1232)",
+    )
+    serve.add_argument(
+        "--tcp-idle-timeout",
+        type=_positive(float),
+        default=10.0,
+        metavar="SECONDS",
+        help="close a TCP connection idle this long (default: 10)",
+    )
+    serve.add_argument(
+        "--tcp-max-connections",
+        type=_positive(int),
+        default=1024,
+        metavar="N",
+        help="open TCP connections at most; more are refused (default: 1024)",
+    )
+    serve.add_argument(
+        "--chaos-version",
+        metavar="TEXT",
+        help="answer CHAOS TXT version.bind/version.server with TEXT (default: REFUSED)",
+    )
+    serve.add_argument(
+        "--chaos-id",
+        metavar="TEXT",
+        help="answer CHAOS TXT id.server/hostname.bind with TEXT (default: REFUSED)",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    check = sub.add_parser("check", help="validate zone files and print every problem")
+    check.add_argument("paths", nargs="+", metavar="PATH", help="zone folders or files")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        return check(args.paths)
+    return serve(args)
+
+
+def check(paths: list[str]) -> int:
+    files: list[Path] = []
+    try:
+        for path in paths:
+            p = Path(path)
+            if p.is_file():
+                files.append(p)
+            else:
+                found = zone_files(p)
+                if not found:
+                    print(f"{p}: no zone files ({', '.join('*' + s for s in SUFFIXES)})", file=sys.stderr)
+                    return 1
+                files.extend(found)
+        zones = load_zones(files)
+    except ZoneLoadError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        bad = len({e.file for e in exc.errors})
+        print(f"{len(exc.errors)} problem(s) in {bad} file(s)", file=sys.stderr)
+        return 1
+    for zone in zones.zones.values():
+        print(f"{zone.file}: ok: {zone.origin_label} serial {zone.serial}, {len(zone.nodes)} names")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from gdns.app import App, StartupError  # imported late: `check` does not need asyncio
+
+    listen = tuple(args.listen or (parse_listen(a) for a in DEFAULT_LISTEN))
+    settings = Settings(
+        zones=args.zones,
+        listen=listen,
+        reload_interval=args.reload_interval,
+        max_udp_size=max(512, args.max_udp_size),
+        tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_max_connections=args.tcp_max_connections,
+        chaos_version=args.chaos_version,
+        chaos_id=args.chaos_id,
+    )
+    try:
+        asyncio.run(App(settings).run())
+    except StartupError as exc:
+        print(f"gdns: error: {exc}", file=sys.stderr)
+        return 1
+    except ZoneLoadError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        if len(exc.errors) == 1 and exc.errors[0].line == 0:
+            print(f"gdns: error: {exc.errors[0].file}: {exc.errors[0].message}", file=sys.stderr)
+        else:
+            print(
+                f"gdns: error: {len(exc.errors)} problem(s) in the zones in {args.zones}; not starting",
+                file=sys.stderr,
+            )
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

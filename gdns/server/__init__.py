@@ -1,0 +1,1 @@
+"""Transports (bytes on UDP and TCP) and the codec (wire format <-> Query/Answer)."""

@@ -1,0 +1,47 @@
+"""Server settings: where to listen, where the zones are, and the limits that protect us."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def parse_listen(text: str, default_port: int = 53) -> tuple[str, int]:
+    """HOST:PORT, [V6]:PORT, a bare host, or :PORT (all IPv4 addresses)."""
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise SettingsError(f"listen address {text!r}: missing ']'")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise SettingsError(f"listen address {text!r}: expected ':PORT' after ']'")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    host = host or "0.0.0.0"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise SettingsError(f"listen address {text!r}: {host!r} is not an IP address") from None
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"listen address {text!r}: port must be 0-65535")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    zones: str = "zones"
+    listen: tuple[tuple[str, int], ...] = (("0.0.0.0", 53), ("::", 53))
+    reload_interval: float = 2.0  # seconds between looks at the zones folder; 0 = SIGHUP only
+    max_udp_size: int = 1232  # DNS flag day 2020: avoid IP fragmentation
+    tcp_idle_timeout: float = 10.0
+    tcp_max_connections: int = 1024
+    chaos_version: str | None = None
+    chaos_id: str | None = None
+    extra: dict = field(default_factory=dict)

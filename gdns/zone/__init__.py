@@ -1,0 +1,1 @@
+"""Zone files: YAML loading with positions, validation, and the immutable zone set."""

@@ -1,0 +1,299 @@
+"""Compile a zone document into an immutable Zone, checking what a zone compiler checks.
+
+Every problem is collected (not just the first) with its position in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from dnslib import QTYPE, SOA, DNSLabel
+
+from gdns.zone import rdata
+from gdns.zone.errors import Path, ZoneError
+from gdns.zone.model import Seconds, Strict, ZoneModel, unknown_key_message, validate
+from gdns.zone.yamlsafe import Document
+from gdns.zone.zoneset import Name, Node, RRset, Zone, name_key
+
+_A, _AAAA, _NS, _CNAME = QTYPE.A, QTYPE.AAAA, QTYPE.NS, QTYPE.CNAME
+_GLUE_TYPES = {_A, _AAAA}
+
+
+class RRsetForm(Strict):
+    """`{ttl: 60, values: [...]}`: an rrset with its own TTL."""
+
+    ttl: Seconds | None = None
+    values: Any
+
+
+class _Compiler:
+    def __init__(self, doc: Document, digest: str):
+        self.doc = doc
+        self.digest = digest
+        self.errors: list[ZoneError] = []
+
+    def error(self, path: Path, message: str, key: bool = False) -> None:
+        self.errors.append(self.doc.error(path, message, key))
+
+    # -- names -------------------------------------------------------------
+
+    def origin(self, text: str) -> DNSLabel | None:
+        if text == ".":
+            return DNSLabel(".")
+        try:
+            return rdata.absolute_name(text)
+        except rdata.RdataError as exc:
+            self.error(("origin",), str(exc))
+            return None
+
+    def owner(self, key: str, origin: list[str]) -> Name | None:
+        """A record key: relative to the origin, "@" for the apex, or absolute under it."""
+        path: Path = ("records", key)
+        if not key.isascii():
+            self.error(path, f"name {key!r} must be ASCII (use the xn-- form)", key=True)
+            return None
+        if key == "@":
+            relative: list[str] = []
+        elif key.endswith("."):
+            labels = key[:-1].split(".") if key != "." else []
+            cut = len(labels) - len(origin)
+            if cut < 0 or [x.lower() for x in labels[cut:]] != [x.lower() for x in origin]:
+                self.error(path, f"name {key!r} is outside the zone's origin", key=True)
+                return None
+            relative = labels[:cut]
+        else:
+            relative = key.split(".")
+        try:
+            rdata.check_labels(relative + origin, allow_wildcard=True)
+        except rdata.RdataError as exc:
+            self.error(path, f"invalid owner name {key!r}: {exc}", key=True)
+            return None
+        return tuple(x.lower().encode() for x in relative + origin)
+
+    # -- rrsets -------------------------------------------------------------
+
+    def rrset(self, value: Any, rtype: str, path: Path, default_ttl: int, owner: DNSLabel):
+        ttl, values, vpath = default_ttl, value, path
+        if isinstance(value, dict) and ("values" in value or "ttl" in value):
+            form, errors = validate(RRsetForm, value, self.doc, path)
+            self.errors.extend(errors)
+            if form is None:
+                return None
+            if form.values is None:
+                self.error(path, "missing required key 'values'")
+                return None
+            ttl = default_ttl if form.ttl is None else form.ttl
+            values, vpath = form.values, path + ("values",)
+        items = values if isinstance(values, list) else [values]
+        listed = isinstance(values, list)
+        if not items:
+            self.error(vpath, f"{rtype} needs at least one value")
+            return None
+        parser = rdata.PARSERS[rtype]
+        parsed, seen, ok = [], set(), True
+        for i, item in enumerate(items):
+            ipath = vpath + (i,) if listed else vpath
+            try:
+                rd = parser(item)
+            except rdata.RdataError as exc:
+                self.error(ipath + exc.path, str(exc))
+                ok = False
+                continue
+            wire = _canonical(rd)
+            if wire in seen:
+                self.error(ipath, f"duplicate {rtype} value {item!r}")
+                ok = False
+                continue
+            seen.add(wire)
+            parsed.append(rd)
+        if not ok:
+            return None
+        return RRset(owner, getattr(QTYPE, rtype), ttl, tuple(parsed))
+
+    # -- the whole zone ------------------------------------------------------
+
+    def compile(self) -> Zone | None:
+        doc = self.doc
+        if not isinstance(doc.data, dict):
+            self.error((), "a zone file must be a mapping with origin, soa, ns and records")
+            return None
+        model, errors = validate(ZoneModel, doc.data, doc)
+        self.errors.extend(errors)
+        origin_text = doc.data.get("origin")
+        origin = self.origin(origin_text) if isinstance(origin_text, str) else None
+        if origin is None:
+            return None
+        apex = name_key(origin)
+        default_ttl = model.ttl if model else 300
+        nodes: dict[Name, dict[int, RRset]] = {apex: {}}
+        paths: dict[Name, Path] = {}
+
+        if "ns" in doc.data:
+            ns = self.rrset(doc.data["ns"], "NS", ("ns",), default_ttl, origin)
+            if ns:
+                nodes[apex][_NS] = ns
+        records = doc.data.get("records")
+        if isinstance(records, dict):
+            self.records(records, origin, default_ttl, nodes, paths)
+        soa = self.soa(model, origin, default_ttl) if model else None
+        cuts, ents = self.structure(nodes, paths, apex)
+        if soa is None or self.errors:
+            return None
+        nodes[apex][QTYPE.SOA] = soa
+        return Zone(
+            origin=apex,
+            origin_label=origin,
+            file=doc.file,
+            serial=soa.rdatas[0].times[0],
+            digest=self.digest,
+            soa=soa,
+            negative_ttl=min(soa.ttl, model.soa.minimum),
+            nodes={name: Node(name, rrsets) for name, rrsets in nodes.items()},
+            empty_nonterminals=frozenset(ents),
+            cuts=frozenset(cuts),
+        )
+
+    def soa(self, model: ZoneModel, origin: DNSLabel, default_ttl: int) -> RRset | None:
+        s = model.soa
+        names = []
+        for key in ("mname", "rname"):
+            try:
+                names.append(rdata.absolute_name(getattr(s, key)))
+            except rdata.RdataError as exc:
+                self.error(("soa", key), str(exc))
+        if len(names) != 2:
+            return None
+        serial = s.serial or _serial(self.doc.data)
+        times = (serial, s.refresh, s.retry, s.expire, s.minimum)
+        ttl = default_ttl if s.ttl is None else s.ttl
+        return RRset(origin, QTYPE.SOA, ttl, (SOA(names[0], names[1], times),))
+
+    def records(self, records, origin, default_ttl, nodes, paths) -> None:
+        origin_labels = [x.decode() for x in origin.label]
+        for key, types in records.items():
+            path: Path = ("records", key)
+            name = self.owner(key, origin_labels)
+            if name is None:
+                continue
+            if name in paths:
+                self.error(path, f"same name as {_fmt(paths[name])}; merge them", key=True)
+                continue
+            paths[name] = path
+            if not isinstance(types, dict):
+                self.error(path, f"expected a mapping of record types, got {rdata._kind(types)}")
+                continue
+            owner = DNSLabel(list(name)) if name else DNSLabel(".")
+            rrsets = nodes.setdefault(name, {})
+            for rtype, value in types.items():
+                tpath = path + (rtype,)
+                if rtype not in rdata.PARSERS:
+                    self.error(tpath, _unknown_type(rtype), key=True)
+                    continue
+                if rtype == "NS" and name == name_key(origin):
+                    self.error(tpath, "the apex NS set is the top-level 'ns' key", key=True)
+                    continue
+                rrset = self.rrset(value, rtype, tpath, default_ttl, owner)
+                if rrset:
+                    rrsets[rrset.rtype] = rrset
+
+    def structure(self, nodes: dict[Name, dict[int, RRset]], paths, apex: Name):
+        """CNAME exclusivity, delegation cuts and glue, empty non-terminals."""
+        n = len(apex)
+        cuts = {name for name, rrsets in nodes.items() if _NS in rrsets and name != apex}
+        for name, rrsets in nodes.items():
+            path = paths.get(name, ("records", "@"))
+            if _CNAME in rrsets:
+                if name == apex:
+                    self.error(path + ("CNAME",), "a CNAME cannot be at the zone apex", key=True)
+                elif len(rrsets) > 1:
+                    others = sorted(QTYPE.get(t) for t in rrsets if t != _CNAME)
+                    self.error(
+                        path + ("CNAME",),
+                        f"a CNAME cannot stand beside other data ({', '.join(others)})",
+                        key=True,
+                    )
+                elif len(rrsets[_CNAME].rdatas) > 1:
+                    self.error(path + ("CNAME",), "a name has at most one CNAME")
+            if name in cuts:
+                if name[0] == b"*":
+                    self.error(path + ("NS",), "a wildcard name cannot be a delegation", key=True)
+                for t in rrsets:
+                    if t not in _GLUE_TYPES | {_NS}:
+                        self.error(
+                            path + (QTYPE.get(t),),
+                            f"only NS and glue (A/AAAA) may stand at delegation point {_text(name)}",
+                            key=True,
+                        )
+            above = next((name[i:] for i in range(1, len(name) - n) if name[i:] in cuts), None)
+            if above is not None:
+                for t in rrsets:
+                    if t not in _GLUE_TYPES:
+                        self.error(
+                            path + (QTYPE.get(t),),
+                            f"{QTYPE.get(t)} records under delegation {_text(above)} are not served; "
+                            "only glue (A/AAAA) may be",
+                            key=True,
+                        )
+        for name, rrsets in nodes.items():
+            ns = rrsets.get(_NS)
+            if ns is None:
+                continue
+            for rd in ns.rdatas:
+                target = name_key(rd.label)
+                if _under(target, apex) and not (nodes.get(target, {}).keys() & _GLUE_TYPES):
+                    where = ("ns",) if name == apex else paths.get(name, ()) + ("NS",)
+                    self.error(
+                        where, f"name server {rd.label} is inside the zone but has no A or AAAA record"
+                    )
+        ents = set()
+        for name in nodes:
+            for i in range(1, len(name) - n):
+                if name[i:] not in nodes:
+                    ents.add(name[i:])
+        return cuts, ents
+
+
+def compile_zone(doc: Document, digest: str) -> tuple[Zone | None, list[ZoneError]]:
+    compiler = _Compiler(doc, digest)
+    zone = compiler.compile()
+    return zone, compiler.errors
+
+
+def _serial(data: Any) -> int:
+    """A serial that changes whenever the content does, and is the same on every instance."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    value = int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=4).digest(), "big")
+    return value or 1
+
+
+def _canonical(rd) -> bytes:
+    from dnslib import DNSBuffer
+
+    buf = DNSBuffer()
+    rd.pack(buf)
+    return bytes(buf.data).lower()
+
+
+def _under(name: Name, apex: Name) -> bool:
+    return len(name) >= len(apex) and name[len(name) - len(apex) :] == apex
+
+
+def _text(name: Name) -> str:
+    return ".".join(p.decode() for p in name) + "."
+
+
+def _fmt(path: Path) -> str:
+    from gdns.zone.errors import format_path
+
+    return format_path(path)
+
+
+def _unknown_type(rtype: str) -> str:
+    known = list(rdata.PARSERS)
+    if rtype.upper() in known:
+        return f"record type {rtype!r} must be written in capitals: {rtype.upper()!r}"
+    if rtype in ("SOA",):
+        return "the SOA is the top-level 'soa' key"
+    return unknown_key_message(rtype, known).replace("unknown key", "unsupported record type")
