@@ -20,8 +20,15 @@ from gdns.zone.reload import ZoneReloader
 log = logging.getLogger("gdns")
 
 
+_NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
+
+
 class StartupError(Exception):
     """A problem that stops the server from starting, said in one line."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
 
 
 def _family(host: str) -> int:
@@ -44,19 +51,21 @@ def _socket(host: str, kind: int) -> socket.socket:
 def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
     """A TCP and a UDP socket on the same port; port 0 picks one free for both."""
     for _ in range(50 if port == 0 else 1):
-        tcp = _socket(host, socket.SOCK_STREAM)
-        udp = _socket(host, socket.SOCK_DGRAM)
+        made: list[socket.socket] = []
         try:
+            tcp = _socket(host, socket.SOCK_STREAM)
+            made.append(tcp)
+            udp = _socket(host, socket.SOCK_DGRAM)
+            made.append(udp)
             tcp.bind((host, port))
-            actual = tcp.getsockname()[1]
-            udp.bind((host, actual))
+            udp.bind((host, tcp.getsockname()[1]))
             return tcp, udp
         except OSError as exc:
-            tcp.close()
-            udp.close()
+            for sock in made:
+                sock.close()
             if port == 0 and exc.errno == errno.EADDRINUSE:
                 continue
-            raise StartupError(_bind_message(host, port, exc)) from None
+            raise StartupError(_bind_message(host, port, exc), exc.errno) from None
     raise StartupError(f"cannot find a free port on {host} for both UDP and TCP")
 
 
@@ -93,7 +102,18 @@ class App:
         self.engine = Engine(zones, version=s.chaos_version, identity=s.chaos_id)
         handler = Handler(self.engine, s.max_udp_size)
         limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
-        pairs = [bind_pair(host, port) for host, port in s.listen]
+        pairs = []
+        for host, port in s.listen:
+            try:
+                pairs.append(bind_pair(host, port))
+            except StartupError as exc:
+                if s.listen_is_default and ":" in host and exc.errno in _NO_IPV6:
+                    log.warning("IPv6 is not available here; serving IPv4 only (%s)", exc)
+                    continue
+                for pair in pairs:
+                    for sock in pair:
+                        sock.close()
+                raise
         loop = asyncio.get_running_loop()
         for tcp, udp in pairs:
             transport, _ = await loop.create_datagram_endpoint(lambda: UDPProtocol(handler), sock=udp)

@@ -141,6 +141,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings(
         zones=args.zones,
         listen=listen,
+        listen_is_default=not args.listen,
         reload_interval=args.reload_interval,
         max_udp_size=max(512, args.max_udp_size),
         tcp_idle_timeout=args.tcp_idle_timeout,

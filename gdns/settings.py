@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class SettingsError(ValueError):
@@ -38,10 +38,10 @@ def parse_listen(text: str, default_port: int = 53) -> tuple[str, int]:
 class Settings:
     zones: str = "zones"
     listen: tuple[tuple[str, int], ...] = (("0.0.0.0", 53), ("::", 53))
+    listen_is_default: bool = False  # then a host without IPv6 serves IPv4 only, with a warning
     reload_interval: float = 2.0  # seconds between looks at the zones folder; 0 = SIGHUP only
     max_udp_size: int = 1232  # DNS flag day 2020: avoid IP fragmentation
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 1024
     chaos_version: str | None = None
     chaos_id: str | None = None
-    extra: dict = field(default_factory=dict)
