@@ -101,7 +101,7 @@ class _Compiler:
                 self.error(ipath + exc.path, str(exc))
                 ok = False
                 continue
-            wire = _canonical(rd)
+            wire = _canonical(rtype, rd)
             if wire in seen:
                 self.error(ipath, f"duplicate {rtype} value {item!r}")
                 ok = False
@@ -124,6 +124,9 @@ class _Compiler:
         origin_text = doc.data.get("origin")
         origin = self.origin(origin_text) if isinstance(origin_text, str) else None
         if origin is None:
+            # Keep checking the rest against a stand-in origin, to report every problem at once;
+            # the checks that need the real origin (structure, glue) are skipped.
+            self.standin(doc.data, model)
             return None
         apex = name_key(origin)
         default_ttl = model.ttl if model else 300
@@ -154,6 +157,16 @@ class _Compiler:
             empty_nonterminals=frozenset(ents),
             cuts=frozenset(cuts),
         )
+
+    def standin(self, data: dict, model: ZoneModel | None) -> None:
+        root = DNSLabel(".")
+        default_ttl = model.ttl if model else 300
+        if "ns" in data:
+            self.rrset(data["ns"], "NS", ("ns",), default_ttl, root)
+        if isinstance(data.get("records"), dict):
+            self.records(data["records"], root, default_ttl, {(): {}}, {})
+        if model:
+            self.soa(model, root, default_ttl)
 
     def soa(self, model: ZoneModel, origin: DNSLabel, default_ttl: int) -> RRset | None:
         s = model.soa
@@ -268,12 +281,21 @@ def _serial(data: Any) -> int:
     return value or 1
 
 
-def _canonical(rd) -> bytes:
+def _canonical(rtype: str, rd) -> bytes:
+    """Wire form for duplicate checks: only a target name is case-insensitive (RFC 4034 6.2);
+    addresses, numbers and text are compared byte for byte."""
     from dnslib import DNSBuffer
 
     buf = DNSBuffer()
     rd.pack(buf)
-    return bytes(buf.data).lower()
+    wire = bytes(buf.data)
+    target = rdata.target_of(rtype, rd)
+    if target is None:
+        return wire
+    name = DNSBuffer()
+    name.encode_name_nocompress(target)
+    cut = len(wire) - len(name.data)  # the target is the last field of every type that has one
+    return wire[:cut] + wire[cut:].lower()
 
 
 def _under(name: Name, apex: Name) -> bool:

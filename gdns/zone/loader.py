@@ -8,7 +8,7 @@ from pathlib import Path as FsPath
 
 from gdns.zone.compile import compile_zone
 from gdns.zone.errors import ZoneError, ZoneLoadError
-from gdns.zone.yamlsafe import YAMLProblem, load
+from gdns.zone.yamlsafe import Document, YAMLProblem, load
 from gdns.zone.zoneset import Zone, ZoneSet
 
 SUFFIXES = (".yaml", ".yml")
@@ -42,39 +42,45 @@ def fingerprint(folder: str | os.PathLike) -> Fingerprint | None:
 
 
 def load_file(path: FsPath) -> tuple[Zone | None, list[ZoneError]]:
+    zone, errors, _ = _load(path)
+    return zone, errors
+
+
+def _load(path: FsPath) -> tuple[Zone | None, list[ZoneError], Document | None]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, [ZoneError(str(path), 0, 0, (), f"cannot read: {exc.strerror or exc}")]
+        return None, [ZoneError(str(path), 0, 0, (), f"cannot read: {exc.strerror or exc}")], None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [ZoneError(str(path), 0, 0, (), f"not UTF-8 text: {exc.reason} at byte {exc.start}")]
+        message = f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+        return None, [ZoneError(str(path), 0, 0, (), message)], None
     try:
         doc = load(text, str(path))
     except YAMLProblem as exc:
-        return None, [exc.error]
+        return None, [exc.error], None
     if doc.data is None:
-        return None, [ZoneError(str(path), 1, 1, (), "empty zone file")]
-    return compile_zone(doc, hashlib.sha256(raw).hexdigest())
+        return None, [ZoneError(str(path), 1, 1, (), "empty zone file")], doc
+    return *compile_zone(doc, hashlib.sha256(raw).hexdigest()), doc
 
 
 def load_zones(paths: list[FsPath]) -> ZoneSet:
     """Compile every file; raise ZoneLoadError with every problem, or return the set."""
     errors: list[ZoneError] = []
     zones: dict[tuple, Zone] = {}
+    seen: set[FsPath] = set()
     for path in paths:
-        zone, problems = load_file(path)
+        if path.resolve() in seen:  # named twice, e.g. `gdns check zones zones/a.yaml`
+            continue
+        seen.add(path.resolve())
+        zone, problems, doc = _load(path)
         errors.extend(problems)
-        if zone is None:
+        if zone is None or doc is None:
             continue
         other = zones.get(zone.origin)
         if other is not None:
-            errors.append(
-                ZoneError(
-                    str(path), 0, 0, ("origin",), f"zone {zone.origin_label} is also defined in {other.file}"
-                )
-            )
+            errors.append(doc.error(("origin",), f"zone {zone.origin_label} is also defined in {other.file}"))
             continue
         zones[zone.origin] = zone
     if errors:

@@ -36,6 +36,8 @@ def check_labels(labels: list[str], allow_wildcard: bool = False) -> None:
         if len(label) > 63:
             raise RdataError(f"label {label[:20]!r}... is longer than 63 characters")
         if not _LABEL.match(label):
+            if label == "*":
+                raise RdataError("'*' is allowed only as the leftmost label")
             if "*" in label:
                 raise RdataError(f"'*' is allowed only as the whole leftmost label, not in {label!r}")
             raise RdataError(
@@ -72,11 +74,13 @@ def _kind(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing (null)"
+    if isinstance(value, str):
+        return f"the string {value if len(value) <= 40 else value[:37] + '...'!r}"
     return type(value).__name__
 
 
 def _uint(value: Any, bits: int, what: str, path: Path = ()) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # "²".isdigit() is True
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise RdataError(f"{what} must be an integer, got {_kind(value)}", path)

@@ -95,7 +95,8 @@ def load(text: str, file: str) -> Document:
         loader.dispose()
     doc = Document(file, None)
     if node is not None:
-        doc.data = _build(node, (), doc)
+        # Aliases may repeat a part, but not blow a small file up into millions of values.
+        doc.data = _build(node, (), doc, 10 * len(text) + 10_000)
     return doc
 
 
@@ -103,13 +104,24 @@ def _pos(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _build(node: yaml.Node, path: Path, doc: Document) -> Any:
+MAX_DEPTH = 64  # zone documents nest a few levels; deeper would exhaust Python's recursion
+
+
+def _build(node: yaml.Node, path: Path, doc: Document, budget: int) -> Any:
+    if len(path) > MAX_DEPTH:
+        raise YAMLProblem(doc.error(path, f"nested more than {MAX_DEPTH} levels deep"))
+    if len(doc.values) >= budget:
+        raise YAMLProblem(doc.error(path, "aliases expand to too many values"))
     doc.values[path] = _pos(node)
+    if isinstance(node, yaml.CollectionNode) and node.tag not in (_MAP, _SEQ):
+        raise YAMLProblem(doc.error(path, f"unsupported YAML tag {node.tag!r}"))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise YAMLProblem(doc.error(path, "a mapping key must be a plain scalar"))
+                raise YAMLProblem(
+                    ZoneError(doc.file, *_pos(key_node), path, "a mapping key must be a plain scalar")
+                )
             key = key_node.value
             if key in out:
                 first = doc.keys[path + (key,)]
@@ -122,18 +134,25 @@ def _build(node: yaml.Node, path: Path, doc: Document) -> Any:
                     )
                 )
             doc.keys[path + (key,)] = _pos(key_node)
-            out[key] = _build(value_node, path + (key,), doc)
+            out[key] = _build(value_node, path + (key,), doc, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
+        return [_build(item, path + (i,), doc, budget) for i, item in enumerate(node.value)]
     tag, text = node.tag, node.value
     if tag == _STR or (node.style and tag != _NULL and tag in (_INT, _FLOAT, _BOOL)):
         return text
-    if tag == _INT:
-        return int(text)
-    if tag == _FLOAT:
-        return float(text)
+    # An explicit tag (`!!int 0x10`) bypasses the resolvers above, so its text is checked here.
+    try:
+        if tag == _INT:
+            return int(text)
+        if tag == _FLOAT:
+            return float(text)
+    except ValueError:
+        what = "an integer" if tag == _INT else "a number"
+        raise YAMLProblem(doc.error(path, f"{text!r} is not {what}")) from None
     if tag == _BOOL:
+        if text.lower() not in ("true", "false"):
+            raise YAMLProblem(doc.error(path, f"{text!r} is not a boolean (use true or false)"))
         return text.lower() == "true"
     if tag == _NULL:
         return None
