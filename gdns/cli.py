@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gdns import __version__
 from gdns.settings import Settings, SettingsError, parse_listen
-from gdns.zone.errors import ZoneLoadError
+from gdns.zone.errors import ZoneError, ZoneLoadError
 from gdns.zone.loader import SUFFIXES, load_zones, zone_files
 
 DEFAULT_LISTEN = ("0.0.0.0:53", "[::]:53")
@@ -105,24 +105,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check(paths: list[str]) -> int:
+    """Validate every path given and print every problem, then exit 0 only if all are valid."""
     files: list[Path] = []
+    problems: list[ZoneError] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_file():
+            files.append(p)
+            continue
+        try:
+            found = zone_files(p)
+        except ZoneLoadError as exc:
+            problems.extend(exc.errors)
+            continue
+        if not found:
+            pattern = ", ".join("*" + s for s in SUFFIXES)
+            problems.append(ZoneError(str(p), 0, 0, (), f"no zone files ({pattern})"))
+        files.extend(found)
+    zones = None
     try:
-        for path in paths:
-            p = Path(path)
-            if p.is_file():
-                files.append(p)
-            else:
-                found = zone_files(p)
-                if not found:
-                    print(f"{p}: no zone files ({', '.join('*' + s for s in SUFFIXES)})", file=sys.stderr)
-                    return 1
-                files.extend(found)
-        zones = load_zones(files)
+        zones = load_zones(list(dict.fromkeys(files))) if files else None
     except ZoneLoadError as exc:
-        for error in exc.errors:
+        problems.extend(exc.errors)
+    if problems:
+        for error in sorted(problems):
             print(error, file=sys.stderr)
-        bad = len({e.file for e in exc.errors})
-        print(f"{len(exc.errors)} problem(s) in {bad} file(s)", file=sys.stderr)
+        bad = len({e.file for e in problems})
+        print(f"{len(problems)} problem(s) in {bad} file(s)", file=sys.stderr)
         return 1
     for zone in zones.zones.values():
         print(f"{zone.file}: ok: {zone.origin_label} serial {zone.serial}, {len(zone.nodes)} names")

@@ -13,7 +13,7 @@ from dnslib import QTYPE, SOA, DNSLabel
 
 from gdns.zone import rdata
 from gdns.zone.errors import Path, ZoneError
-from gdns.zone.model import Seconds, Strict, ZoneModel, unknown_key_message, validate
+from gdns.zone.model import Seconds, SOAModel, Strict, ZoneModel, unknown_key_message, validate
 from gdns.zone.yamlsafe import Document
 from gdns.zone.zoneset import Name, Node, RRset, Zone, name_key
 
@@ -140,7 +140,7 @@ class _Compiler:
         records = doc.data.get("records")
         if isinstance(records, dict):
             self.records(records, origin, default_ttl, nodes, paths)
-        soa = self.soa(model, origin, default_ttl) if model else None
+        soa = self.soa(self.soa_model(model), origin, default_ttl)
         cuts, ents = self.structure(nodes, paths, apex)
         if soa is None or self.errors:
             return None
@@ -152,7 +152,7 @@ class _Compiler:
             serial=soa.rdatas[0].times[0],
             digest=self.digest,
             soa=soa,
-            negative_ttl=min(soa.ttl, model.soa.minimum),
+            negative_ttl=min(soa.ttl, soa.rdatas[0].times[4]),
             nodes={name: Node(name, rrsets) for name, rrsets in nodes.items()},
             empty_nonterminals=frozenset(ents),
             cuts=frozenset(cuts),
@@ -165,11 +165,18 @@ class _Compiler:
             self.rrset(data["ns"], "NS", ("ns",), default_ttl, root)
         if isinstance(data.get("records"), dict):
             self.records(data["records"], root, default_ttl, {(): {}}, {})
-        if model:
-            self.soa(model, root, default_ttl)
+        self.soa(self.soa_model(model), root, default_ttl)
 
-    def soa(self, model: ZoneModel, origin: DNSLabel, default_ttl: int) -> RRset | None:
-        s = model.soa
+    def soa_model(self, model: ZoneModel | None) -> SOAModel | None:
+        """The SOA, even when another part of the document failed validation."""
+        if model is not None:
+            return model.soa
+        soa, _ = validate(SOAModel, self.doc.data.get("soa"), self.doc, ("soa",))
+        return soa  # its errors, if any, were already reported with the whole document
+
+    def soa(self, s: SOAModel | None, origin: DNSLabel, default_ttl: int) -> RRset | None:
+        if s is None:
+            return None
         names = []
         for key in ("mname", "rname"):
             try:
@@ -196,6 +203,9 @@ class _Compiler:
             paths[name] = path
             if not isinstance(types, dict):
                 self.error(path, f"expected a mapping of record types, got {rdata._kind(types)}")
+                continue
+            if not types:
+                self.error(path, "no records at this name (a name without data answers NODATA)")
                 continue
             owner = DNSLabel(list(name)) if name else DNSLabel(".")
             rrsets = nodes.setdefault(name, {})
@@ -316,6 +326,8 @@ def _unknown_type(rtype: str) -> str:
     known = list(rdata.PARSERS)
     if rtype.upper() in known:
         return f"record type {rtype!r} must be written in capitals: {rtype.upper()!r}"
-    if rtype in ("SOA",):
+    if rtype == "SOA":
         return "the SOA is the top-level 'soa' key"
+    if rtype.lower() == "ttl":
+        return "a TTL belongs to one rrset, e.g. A: {ttl: 60, values: [192.0.2.1]}"
     return unknown_key_message(rtype, known).replace("unknown key", "unsupported record type")

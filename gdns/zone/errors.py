@@ -32,6 +32,8 @@ class ZoneError:
     message: str
 
     def __str__(self) -> str:
+        if not self.line:  # about the file or folder as a whole
+            return f"{self.file}: {self.message}"
         return f"{self.file}:{self.line}:{self.column}: {format_path(self.path)}: {self.message}"
 
 

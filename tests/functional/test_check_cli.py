@@ -114,3 +114,16 @@ def test_a_file_inside_a_checked_folder_is_not_its_own_duplicate(tmp_path):
     result = check(tmp_path, tmp_path / "a.yaml")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1
+
+
+def test_a_missing_path_does_not_hide_problems_in_the_others(tmp_path):
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "good.yaml").write_text(GOOD)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "bad.yaml").write_text(BAD)
+    result = check(tmp_path / "missing", bad, good)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'missing'}: zones folder does not exist" in result.stderr
+    assert f"{bad / 'bad.yaml'}:5:" in result.stderr  # the later path was still checked

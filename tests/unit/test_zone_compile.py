@@ -597,3 +597,32 @@ def test_negative_ttl_is_min_of_soa_ttl_and_minimum(soa_extra, zone_ttl, negativ
     zone = zone_of(text)
     assert zone.negative_ttl == negative
     assert zone.negative_soa().ttl == negative
+
+
+# -- reporting everything at once, and hints -------------------------------------
+
+
+def test_soa_names_checked_even_when_another_top_level_key_is_wrong():
+    errors = errors_of(
+        """\
+        origin: example.com.
+        soa: {mname: ns1.example.com, rname: hostmaster.example.com.}
+        ns: [ns1.example.com.]
+        colour: blue
+        records:
+          ns1: {A: 192.0.2.1}
+        """
+    )
+    assert any("colour: unknown key" in e for e in errors)
+    assert any("soa.mname: name 'ns1.example.com' must be fully qualified" in e for e in errors)
+
+
+def test_name_without_records_is_an_error():
+    error = one_error(records("www: {}\n"))
+    assert error.startswith("z.yaml:6:")
+    assert "records.www: no records at this name" in error
+
+
+def test_ttl_written_as_a_record_type_gets_a_hint():
+    error = one_error(records("www: {TTL: 60, A: 192.0.2.5}\n"))
+    assert "records.www.TTL:" in error and "{ttl: 60, values:" in error
