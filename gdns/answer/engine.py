@@ -43,6 +43,12 @@ class Engine:
             return Answer(rcode=REFUSED, aa=False)  # not ours, and we never recurse
         if query.qtype in _TRANSFERS:
             return Answer(rcode=REFUSED, aa=False)  # zone transfers are not offered
+        if query.qtype == _DS and qname == zone.origin and qname:
+            # DS belongs to the parent side of a cut (RFC 4035 3.1.4.1): when we also serve
+            # the parent and it delegates here, the parent answers.
+            parent = self.zones.find(qname[1:])
+            if parent is not None and qname in parent.cuts:
+                zone = parent
         return resolve(zone, qname, DNSLabel(list(query.qname)), query.qtype)
 
     def _chaos(self, query: Query) -> Answer:
@@ -93,7 +99,8 @@ def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int) -> Answer:
         rrsets = found.rrsets
         cname = rrsets.get(_CNAME)
         if cname is None or qtype == _CNAME:
-            rrset = rrsets.get(qtype) if qtype != _ANY else rrsets[min(rrsets)]
+            # RFC 8482: ANY gets one rrset; a name written with no records has none to give.
+            rrset = rrsets.get(qtype) if qtype != _ANY else rrsets.get(min(rrsets, default=0))
             if rrset is None:
                 answer.authority.append(zone.negative_soa())
                 return answer

@@ -104,6 +104,11 @@ def encode(query: Query, answer: Answer, max_udp: int = 1232) -> bytes:
         record.ar.append(opt)
     wire = record.pack()
     limit = 65535 if query.transport == "tcp" else (min(query.edns_payload, max_udp) if query.edns else 512)
+    if len(wire) > limit and answer.aa and answer.additional:
+        # RFC 2181 section 9: no TC merely because additional data did not fit (a referral's
+        # glue is not optional, so referrals, with AA clear, keep theirs or truncate).
+        record.ar = [opt] if opt else []
+        wire = record.pack()
     if len(wire) > limit:
         # Too big: keep the header, question and OPT so the client retries over TCP.
         record.header.tc = 1

@@ -26,6 +26,7 @@ class TCPProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.counted = False
+        self.paused = False  # the client is not reading our replies: stop answering
         self.peer: tuple = ("?", 0)
 
     def connection_made(self, transport) -> None:
@@ -50,13 +51,23 @@ class TCPProtocol(asyncio.Protocol):
         self.timer = loop.call_later(self.limits.idle_timeout, self._idle)
 
     def _idle(self) -> None:
-        if self.transport is not None:
+        if self.transport is None:
+            return
+        if self.transport.get_write_buffer_size():
+            # close() would wait for a client that is not reading, holding the slot forever.
+            self.transport.abort()
+        else:
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         self._arm()
-        while len(self.buffer) >= 2:
+        self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
+        # Stop while paused: one read can hold thousands of queries, and answering them all
+        # would queue their (much larger) replies past the write buffer limit.
+        while len(self.buffer) >= 2 and not self.paused:
             size = int.from_bytes(self.buffer[:2], "big")
             if len(self.buffer) < 2 + size:
                 break
@@ -70,12 +81,16 @@ class TCPProtocol(asyncio.Protocol):
             self.transport.write(len(reply).to_bytes(2, "big") + reply)
 
     def pause_writing(self) -> None:
+        self.paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.paused = False
         if self.transport is not None and not self.transport.is_closing():
+            self._arm()  # the client is reading: not idle
             self.transport.resume_reading()
+            self._answer_buffered()
 
     def eof_received(self) -> bool:
         return False  # half-close from the client: finish writing, then close
