@@ -33,6 +33,13 @@ def _positive(kind):
     return parse
 
 
+def _udp_size(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 512 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 512-65535 bytes, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdns", description="Authoritative DNS server for global traffic distribution."
@@ -61,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-udp-size",
-        type=int,
+        type=_udp_size,
         default=1232,
         metavar="BYTES",
         help="largest UDP reply, whatever EDNS asks for (default: 1232)",
@@ -152,7 +159,7 @@ def serve(args: argparse.Namespace) -> int:
         listen=listen,
         listen_is_default=not args.listen,
         reload_interval=args.reload_interval,
-        max_udp_size=max(512, args.max_udp_size),
+        max_udp_size=args.max_udp_size,
         tcp_idle_timeout=args.tcp_idle_timeout,
         tcp_max_connections=args.tcp_max_connections,
         chaos_version=args.chaos_version,

@@ -98,7 +98,7 @@ def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int) -> Answer:
             return answer
         rrsets = found.rrsets
         cname = rrsets.get(_CNAME)
-        if cname is None or qtype == _CNAME:
+        if cname is None or qtype in (_CNAME, _ANY):  # ANY matches the CNAME itself
             # RFC 8482: ANY gets one rrset; a name written with no records has none to give.
             rrset = rrsets.get(qtype) if qtype != _ANY else rrsets.get(min(rrsets, default=0))
             if rrset is None:

@@ -25,7 +25,7 @@ class Reply(bytes):
     """Ready reply bytes for a query that never became a Query (FORMERR, NOTIMP, BADVERS)."""
 
 
-def decode(wire: bytes, transport: str, client: tuple[str, int]) -> Query | Reply | None:
+def decode(wire: bytes, transport: str, client: tuple[str, int], max_udp: int = 1232) -> Query | Reply | None:
     """Bytes -> Query; or ready error bytes; or None to drop (no usable header, or a response)."""
     if len(wire) < 12:
         return None
@@ -69,13 +69,13 @@ def decode(wire: bytes, transport: str, client: tuple[str, int]) -> Query | Repl
     version = (ttl >> 16) & 0xFF
     dnssec_ok = bool(ttl & 0x8000)
     if version > 0:
-        return _error(qid, flags, BADVERS, question, edns=_opt(dnssec_ok))
+        return _error(qid, flags, BADVERS, question, edns=_opt(dnssec_ok, max_udp))
     ecs = None
     if ECS_OPTION in options:
         try:
             ecs = _read_ecs(options[ECS_OPTION])
         except ValueError:
-            return _error(qid, flags, FORMERR, question, edns=_opt(dnssec_ok))
+            return _error(qid, flags, FORMERR, question, edns=_opt(dnssec_ok, max_udp))
     return Query(
         **query, edns=True, edns_payload=max(512, payload), edns_version=version, dnssec_ok=dnssec_ok, ecs=ecs
     )
@@ -223,9 +223,9 @@ def _error(qid: int, flags: int, rcode: int, question: bytes = b"", edns: bytes 
     return Reply(header + question + edns)
 
 
-def _opt(dnssec_ok: bool) -> bytes:
+def _opt(dnssec_ok: bool, payload: int) -> bytes:
     """A bare OPT record: root name, type 41, our payload size, version 0."""
-    return struct.pack("!BHHIH", 0, OPT, 1232, 0x8000 if dnssec_ok else 0, 0)
+    return struct.pack("!BHHIH", 0, OPT, payload, 0x8000 if dnssec_ok else 0, 0)
 
 
 def _opt_rr(dnssec_ok: bool, ext_rcode: int, payload: int, options: list[EDNSOption]) -> RR:

@@ -17,7 +17,7 @@ class Handler:
 
     def __call__(self, wire: bytes, transport: str, client: tuple) -> bytes | None:
         try:
-            query = codec.decode(wire, transport, client[:2])
+            query = codec.decode(wire, transport, client[:2], self.max_udp_size)
             if query is None or isinstance(query, codec.Reply):
                 return query
             return codec.encode(query, self.engine.answer(query), self.max_udp_size)

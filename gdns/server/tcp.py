@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from gdns.server.udp import Respond
 
 log = logging.getLogger("gdns.tcp")
+WARN_EVERY = 10.0  # seconds between warnings about the connection limit
 
 
 class TCPLimits:
@@ -16,6 +18,21 @@ class TCPLimits:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.open = 0
+        self.refused_total = 0
+        self._last_warning = -WARN_EVERY
+
+    def refused(self, peer: tuple) -> None:
+        """Count a connection refused at the limit; warn at most every WARN_EVERY seconds."""
+        self.refused_total += 1
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            log.warning(
+                "TCP connection limit (%d) reached: refused a connection from %s (%d refused so far)",
+                self.max_connections,
+                peer[0],
+                self.refused_total,
+            )
 
 
 class TCPProtocol(asyncio.Protocol):
@@ -33,9 +50,7 @@ class TCPProtocol(asyncio.Protocol):
         self.transport = transport
         self.peer = transport.get_extra_info("peername") or ("?", 0)
         if self.limits.open >= self.limits.max_connections:
-            log.warning(
-                "TCP connection limit (%d) reached; closing a new connection", self.limits.max_connections
-            )
+            self.limits.refused(self.peer)
             transport.abort()
             return
         self.limits.open += 1

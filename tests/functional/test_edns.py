@@ -105,6 +105,14 @@ def test_unknown_version_gets_badvers_with_opt(example_server, tcp, version):
     assert reply.question[0].name.to_text() == "host.test.example."
 
 
+def test_badvers_advertises_the_configured_udp_size(start_server, zone_dir):
+    server = start_server(zone_dir, "--max-udp-size", "4096")
+    reply = server.query("www.gslb.example.com", "A", use_edns=1)
+    assert reply.rcode() == dns.rcode.BADVERS
+    assert reply.payload == 4096
+    assert server.query("www.gslb.example.com", "A", use_edns=0).payload == 4096
+
+
 def test_unknown_options_are_ignored(example_server, tcp):
     options = [dns.edns.GenericOption(65001, b"xyz"), dns.edns.GenericOption(65002, b"")]
     reply = example_server.query("host.test.example", "A", tcp=tcp, use_edns=0, options=options)

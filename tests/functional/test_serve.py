@@ -70,6 +70,13 @@ def test_bad_listen_address_is_a_usage_error(zone_dir):
     assert "listen address" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("size", ["511", "65536", "big"])
+def test_udp_size_outside_512_to_65535_is_a_usage_error(zone_dir, size):
+    result = run_serve("--zones", str(zone_dir), "--max-udp-size", size)
+    assert result.returncode == 2
+    assert "--max-udp-size: must be 512-65535 bytes" in result.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_cleanly(zone_dir, sig):
     server = GdnsServer(zone_dir)

@@ -210,6 +210,13 @@ def test_cname_query_type_is_not_chased(engine):
     ]
 
 
+def test_any_at_a_cname_is_the_cname_alone(engine):
+    """RFC 1034 4.3.2: ANY matches the CNAME itself, so there is nothing to chase."""
+    answer = ask(engine, "chain1.test.example", ANY)
+    assert rows(answer.answer) == [("chain1.test.example.", "CNAME", "chain2.test.example.")]
+    assert answer.rcode == NOERROR
+
+
 # -- wildcards ---------------------------------------------------------------------------------
 
 
