@@ -10,6 +10,7 @@ import signal
 import socket
 
 from gdns.answer.engine import Engine
+from gdns.health.snapshot import HealthSnapshot
 from gdns.server.handler import Handler
 from gdns.server.tcp import TCPLimits, TCPProtocol
 from gdns.server.udp import UDPProtocol
@@ -83,6 +84,17 @@ def _bind_message(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
+def open_geoip(path: str):
+    from gdns.geo import GeoDatabase
+
+    try:
+        return GeoDatabase(path)
+    except FileNotFoundError:
+        raise StartupError(f"GeoIP database {path}: no such file") from None
+    except Exception as exc:  # maxminddb raises its own errors for a corrupt file
+        raise StartupError(f"GeoIP database {path}: cannot be read ({exc})") from None
+
+
 class App:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -94,12 +106,16 @@ class App:
         self._stop = asyncio.Event()
 
     def set_zones(self, zones) -> None:
-        self.engine.zones = zones  # one reference swap: queries see the old or the new set
+        # Both swaps happen on the loop thread with no await between them, so every query
+        # sees the old zones with the old health, or the new with the new.
+        self.engine.health = HealthSnapshot.from_zones(zones, self.engine.health.version + 1)
+        self.engine.zones = zones
 
     async def start(self) -> None:
         s = self.settings
-        zones = load_folder(s.zones)  # ZoneLoadError goes to the caller, which prints it all
-        self.engine = Engine(zones, version=s.chaos_version, identity=s.chaos_id)
+        geo = open_geoip(s.geoip_db) if s.geoip_db else None
+        zones = load_folder(s.zones, geoip=geo is not None)  # ZoneLoadError: the caller prints all
+        self.engine = Engine(zones, version=s.chaos_version, identity=s.chaos_id, geo=geo)
         handler = Handler(self.engine, s.max_udp_size)
         limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
         pairs = []
@@ -124,7 +140,7 @@ class App:
             self.addresses.append((host, port))
             shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             log.info("listening on %s (udp, tcp)", shown)
-        self.reloader = ZoneReloader(s.zones, self.set_zones, s.reload_interval)
+        self.reloader = ZoneReloader(s.zones, self.set_zones, s.reload_interval, geoip=geo is not None)
         names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
         log.info("serving %d zone(s): %s", len(zones), names)
 

@@ -97,21 +97,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="answer CHAOS TXT id.server/hostname.bind with TEXT (default: REFUSED)",
     )
+    serve.add_argument(
+        "--geoip-db",
+        metavar="FILE",
+        help="GeoIP2/GeoLite2 City or Country database (.mmdb) for geo rules by country, "
+        "continent or distance",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     check = sub.add_parser("check", help="validate zone files and print every problem")
     check.add_argument("paths", nargs="+", metavar="PATH", help="zone folders or files")
+    check.add_argument(
+        "--geoip-db",
+        metavar="FILE",
+        help="check as `gdns serve --geoip-db FILE` would (geo rules by country, continent, distance)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check":
-        return check(args.paths)
+        return check(args.paths, args.geoip_db)
     return serve(args)
 
 
-def check(paths: list[str]) -> int:
+def check(paths: list[str], geoip_db: str | None = None) -> int:
     """Validate every path given and print every problem, then exit 0 only if all are valid."""
     files: list[Path] = []
     problems: list[ZoneError] = []
@@ -131,7 +142,7 @@ def check(paths: list[str]) -> int:
         files.extend(found)
     zones = None
     try:
-        zones = load_zones(list(dict.fromkeys(files))) if files else None
+        zones = load_zones(list(dict.fromkeys(files)), geoip=geoip_db is not None) if files else None
     except ZoneLoadError as exc:
         problems.extend(exc.errors)
     if problems:
@@ -164,6 +175,7 @@ def serve(args: argparse.Namespace) -> int:
         tcp_max_connections=args.tcp_max_connections,
         chaos_version=args.chaos_version,
         chaos_id=args.chaos_id,
+        geoip_db=args.geoip_db,
     )
     try:
         asyncio.run(App(settings).run())

@@ -45,3 +45,4 @@ class Settings:
     tcp_max_connections: int = 1024
     chaos_version: str | None = None
     chaos_id: str | None = None
+    geoip_db: str | None = None  # a GeoIP2/GeoLite2 City or Country database (.mmdb)

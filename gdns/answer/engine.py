@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dnslib import CLASS, QTYPE, RR, TXT, DNSLabel
 
+from gdns.answer.pools import Decision, decide
 from gdns.answer.types import Answer, Query
+from gdns.health.snapshot import HealthSnapshot
+from gdns.strategy.client import Client
 from gdns.zone.rdata import target_of
 from gdns.zone.zoneset import Name, Node, Zone, ZoneSet, name_key
 
 NOERROR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 2, 3, 4, 5
 _IN, _CH = CLASS.IN, CLASS.CH
-_CNAME, _DS, _ANY = QTYPE.CNAME, QTYPE.DS, QTYPE.ANY
+_CNAME, _DS, _ANY, _A, _AAAA = QTYPE.CNAME, QTYPE.DS, QTYPE.ANY, QTYPE.A, QTYPE.AAAA
 _TRANSFERS = {QTYPE.AXFR, QTYPE.IXFR}
 _ADDITIONAL = {QTYPE.MX, QTYPE.SRV, QTYPE.NS}
 MAX_CHAIN = 8  # CNAMEs followed in one answer
@@ -27,10 +30,33 @@ FOUND, WILDCARD, EMPTY, MISSING, DELEGATED = range(5)
 
 
 class Engine:
-    def __init__(self, zones: ZoneSet, version: str | None = None, identity: str | None = None):
+    def __init__(
+        self,
+        zones: ZoneSet,
+        version: str | None = None,
+        identity: str | None = None,
+        health: HealthSnapshot | None = None,
+        geo=None,
+    ):
         self.zones = zones  # replaced whole by the reloader, never mutated
+        self.health = health or HealthSnapshot.from_zones(zones)  # replaced whole, likewise
+        self.geo = geo  # a GeoDatabase, or None
         self.version = version
         self.identity = identity
+        self.counters: dict[str, int] = {}  # round-robin turns, per pool
+
+    def pool_decider(self, query: Query):
+        """Bind pool decisions to this query's client, health snapshot and GeoIP."""
+        health, geo = self.health, self.geo
+        lookup_geo = geo.lookup if geo is not None else None
+        client: list[Client] = []
+
+        def ask(pool, family: int) -> Decision:
+            if not client:
+                client.append(Client.of(query.client[0], query.ecs, lookup_geo, health))
+            return decide(pool, family, client[0], self.counters)
+
+        return ask
 
     def answer(self, query: Query) -> Answer:
         if query.qclass == _CH:
@@ -49,7 +75,7 @@ class Engine:
             parent = self.zones.find(qname[1:])
             if parent is not None and qname in parent.cuts:
                 zone = parent
-        return resolve(zone, qname, DNSLabel(list(query.qname)), query.qtype)
+        return resolve(zone, qname, DNSLabel(list(query.qname)), query.qtype, self.pool_decider(query))
 
     def _chaos(self, query: Query) -> Answer:
         key = query.key
@@ -82,7 +108,8 @@ def lookup(zone: Zone, name: Name, qtype: int) -> tuple[int, Node | Name | None]
     return MISSING, None
 
 
-def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int) -> Answer:
+def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int, pools=None) -> Answer:
+    """`pools(pool, family) -> Decision` answers pool names; without it they are NODATA."""
     answer = Answer()
     seen = {qname}
     name = qname
@@ -97,6 +124,9 @@ def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int) -> Answer:
             answer.authority.append(zone.negative_soa())
             return answer
         rrsets = found.rrsets
+        wants_pool = qtype in (_A, _AAAA) or (qtype == _ANY and not rrsets)
+        if found.pool is not None and pools is not None and wants_pool:
+            return _pool_answer(answer, zone, found.pool, owner, qtype, pools)
         cname = rrsets.get(_CNAME)
         if cname is None or qtype in (_CNAME, _ANY):  # ANY matches the CNAME itself
             # RFC 8482: ANY gets one rrset; a name written with no records has none to give.
@@ -114,6 +144,21 @@ def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int) -> Answer:
         if name in seen or not _inside(zone, name):
             return answer  # a loop, or a target outside this zone
         seen.add(name)
+    return answer
+
+
+def _pool_answer(answer: Answer, zone: Zone, pool, owner: DNSLabel, qtype: int, pools) -> Answer:
+    rtype = _AAAA if qtype == _AAAA else _A
+    decision = pools(pool, 6 if rtype == _AAAA else 4)
+    answer.decisions.append(decision)
+    answer.ecs_scope = max(answer.ecs_scope, decision.scope)
+    if decision.servfail:
+        answer.rcode = SERVFAIL
+        return answer
+    if not decision.rdatas:
+        answer.authority.append(zone.negative_soa())
+        return answer
+    answer.answer.extend(RR(owner, rtype, ttl=decision.ttl, rdata=rd) for rd in decision.rdatas)
     return answer
 
 

@@ -49,3 +49,4 @@ class Answer:
     authority: list[RR] = field(default_factory=list)
     additional: list[RR] = field(default_factory=list)
     ecs_scope: int = 0  # the ECS scope prefix the answer is valid for
+    decisions: list = field(default_factory=list)  # pool Decisions behind it, for explain/trace

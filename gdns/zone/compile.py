@@ -14,6 +14,8 @@ from dnslib import QTYPE, SOA, DNSLabel
 from gdns.zone import rdata
 from gdns.zone.errors import Path, ZoneError
 from gdns.zone.model import Seconds, SOAModel, Strict, ZoneModel, unknown_key_message, validate
+from gdns.zone.pool import Pool
+from gdns.zone.poolcompile import compile_pool
 from gdns.zone.yamlsafe import Document
 from gdns.zone.zoneset import Name, Node, RRset, Zone, name_key
 
@@ -29,9 +31,11 @@ class RRsetForm(Strict):
 
 
 class _Compiler:
-    def __init__(self, doc: Document, digest: str):
+    def __init__(self, doc: Document, digest: str, geoip: bool = False):
         self.doc = doc
         self.digest = digest
+        self.geoip = geoip
+        self.pool_paths: dict[Name, Path] = {}
         self.errors: list[ZoneError] = []
 
     def error(self, path: Path, message: str, key: bool = False) -> None:
@@ -48,9 +52,9 @@ class _Compiler:
             self.error(("origin",), str(exc))
             return None
 
-    def owner(self, key: str, origin: list[str]) -> Name | None:
+    def owner(self, key: str, origin: list[str], section: str = "records") -> Name | None:
         """A record key: relative to the origin, "@" for the apex, or absolute under it."""
-        path: Path = ("records", key)
+        path: Path = (section, key)
         if not key.isascii():
             self.error(path, f"name {key!r} must be ASCII (use the xn-- form)", key=True)
             return None
@@ -140,8 +144,11 @@ class _Compiler:
         records = doc.data.get("records")
         if isinstance(records, dict):
             self.records(records, origin, default_ttl, nodes, paths)
+        pools: dict[Name, Pool] = {}
+        if isinstance(doc.data.get("pools"), dict):
+            pools = self.pools(doc.data["pools"], origin, nodes)
         soa = self.soa(self.soa_model(model), origin, default_ttl)
-        cuts, ents = self.structure(nodes, paths, apex)
+        cuts, ents = self.structure(nodes, paths, apex, pools)
         if soa is None or self.errors:
             return None
         nodes[apex][QTYPE.SOA] = soa
@@ -153,9 +160,10 @@ class _Compiler:
             digest=self.digest,
             soa=soa,
             negative_ttl=min(soa.ttl, soa.rdatas[0].times[4]),
-            nodes={name: Node(name, rrsets) for name, rrsets in nodes.items()},
+            nodes={name: Node(name, rrsets, pools.get(name)) for name, rrsets in nodes.items()},
             empty_nonterminals=frozenset(ents),
             cuts=frozenset(cuts),
+            pools=pools,
         )
 
     def standin(self, data: dict, model: ZoneModel | None) -> None:
@@ -221,10 +229,46 @@ class _Compiler:
                 if rrset:
                     rrsets[rrset.rtype] = rrset
 
-    def structure(self, nodes: dict[Name, dict[int, RRset]], paths, apex: Name):
+    def pools(self, pools: dict, origin: DNSLabel, nodes) -> dict[Name, Pool]:
+        origin_labels = [x.decode() for x in origin.label]
+        out: dict[Name, Pool] = {}
+        for key, data in pools.items():
+            name = self.owner(key, origin_labels, "pools")
+            if name is None:
+                continue
+            if name in out:
+                self.error(("pools", key), f"same name as pool {out[name].name}", key=True)
+                continue
+            owner = DNSLabel(list(name)) if name else DNSLabel(".")
+            pool = compile_pool(self, key, data, owner, self.geoip)
+            if pool is None:
+                continue
+            self.pool_paths[name] = ("pools", key)
+            rrsets = nodes.setdefault(name, {})
+            clash = sorted(QTYPE.get(t) for t in rrsets if t in (_A, _AAAA, _CNAME))
+            if clash:
+                self.error(
+                    ("pools", key),
+                    f"a pool answers A and AAAA itself: remove the static {', '.join(clash)} "
+                    f"at this name from 'records'",
+                    key=True,
+                )
+                continue
+            out[name] = pool
+        return out
+
+    def structure(self, nodes: dict[Name, dict[int, RRset]], paths, apex: Name, pools=None):
         """CNAME exclusivity, delegation cuts and glue, empty non-terminals."""
         n = len(apex)
         cuts = {name for name, rrsets in nodes.items() if _NS in rrsets and name != apex}
+        for name in pools or {}:
+            below = next((name[i:] for i in range(0, len(name) - n) if name[i:] in cuts), None)
+            if below is not None:
+                self.error(
+                    self.pool_paths[name],
+                    f"a pool cannot be at or under delegation {_text(below)}",
+                    key=True,
+                )
         for name, rrsets in nodes.items():
             path = paths.get(name, ("records", "@"))
             if _CNAME in rrsets:
@@ -278,8 +322,9 @@ class _Compiler:
         return cuts, ents
 
 
-def compile_zone(doc: Document, digest: str) -> tuple[Zone | None, list[ZoneError]]:
-    compiler = _Compiler(doc, digest)
+def compile_zone(doc: Document, digest: str, geoip: bool = False) -> tuple[Zone | None, list[ZoneError]]:
+    """`geoip`: a GeoIP database is configured, so geo rules may use countries and nearest."""
+    compiler = _Compiler(doc, digest, geoip)
     zone = compiler.compile()
     return zone, compiler.errors
 

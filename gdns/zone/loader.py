@@ -41,12 +41,12 @@ def fingerprint(folder: str | os.PathLike) -> Fingerprint | None:
     return tuple(out)
 
 
-def load_file(path: FsPath) -> tuple[Zone | None, list[ZoneError]]:
-    zone, errors, _ = _load(path)
+def load_file(path: FsPath, geoip: bool = False) -> tuple[Zone | None, list[ZoneError]]:
+    zone, errors, _ = _load(path, geoip)
     return zone, errors
 
 
-def _load(path: FsPath) -> tuple[Zone | None, list[ZoneError], Document | None]:
+def _load(path: FsPath, geoip: bool = False) -> tuple[Zone | None, list[ZoneError], Document | None]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -62,10 +62,10 @@ def _load(path: FsPath) -> tuple[Zone | None, list[ZoneError], Document | None]:
         return None, [exc.error], None
     if doc.data is None:
         return None, [ZoneError(str(path), 1, 1, (), "empty zone file")], doc
-    return *compile_zone(doc, hashlib.sha256(raw).hexdigest()), doc
+    return *compile_zone(doc, hashlib.sha256(raw).hexdigest(), geoip), doc
 
 
-def load_zones(paths: list[FsPath]) -> ZoneSet:
+def load_zones(paths: list[FsPath], geoip: bool = False) -> ZoneSet:
     """Compile every file; raise ZoneLoadError with every problem, or return the set."""
     errors: list[ZoneError] = []
     zones: dict[tuple, Zone] = {}
@@ -74,7 +74,7 @@ def load_zones(paths: list[FsPath]) -> ZoneSet:
         if path.resolve() in seen:  # named twice, e.g. `gdns check zones zones/a.yaml`
             continue
         seen.add(path.resolve())
-        zone, problems, doc = _load(path)
+        zone, problems, doc = _load(path, geoip)
         errors.extend(problems)
         if zone is None or doc is None:
             continue
@@ -88,8 +88,8 @@ def load_zones(paths: list[FsPath]) -> ZoneSet:
     return ZoneSet.of(list(zones.values()))
 
 
-def load_folder(folder: str | os.PathLike) -> ZoneSet:
+def load_folder(folder: str | os.PathLike, geoip: bool = False) -> ZoneSet:
     files = zone_files(folder)
     if not files:
         raise ZoneLoadError([ZoneError(str(folder), 0, 0, (), "no zone files (*.yaml, *.yml)")])
-    return load_zones(files)
+    return load_zones(files, geoip)

@@ -55,6 +55,7 @@ class ZoneModel(Strict):
     soa: SOAModel
     ns: Any  # an rrset: parsed with the record-data rules in compile.py
     records: dict[str, Any] = Field(default_factory=dict)
+    pools: dict[str, Any] = Field(default_factory=dict)  # checked in poolcompile.py
 
 
 _MESSAGES = {

@@ -32,8 +32,11 @@ class ReloadResult:
 
 
 class ZoneReloader:
-    def __init__(self, folder: str, apply: Callable[[ZoneSet], None], interval: float = 2.0):
+    def __init__(
+        self, folder: str, apply: Callable[[ZoneSet], None], interval: float = 2.0, geoip: bool = False
+    ):
         self.folder = folder
+        self.geoip = geoip
         self.apply = apply
         self.interval = interval
         self.seen = fingerprint(folder)
@@ -61,7 +64,7 @@ class ZoneReloader:
             self.seen = current
             try:
                 # Parsing is CPU work: a thread keeps the event loop answering meanwhile.
-                zones = await asyncio.to_thread(load_folder, self.folder)
+                zones = await asyncio.to_thread(load_folder, self.folder, self.geoip)
             except ZoneLoadError as exc:
                 for error in exc.errors:
                     log.error("%s", error)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from dnslib import RD, RR, DNSLabel
 
+from gdns.zone.pool import Pool
+
 Name = tuple[bytes, ...]  # lower-cased labels, most specific first, no root label
 
 
@@ -30,6 +32,7 @@ class RRset:
 class Node:
     name: Name
     rrsets: dict[int, RRset]
+    pool: Pool | None = None  # answers A and AAAA here
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class Zone:
     nodes: dict[Name, Node]
     empty_nonterminals: frozenset[Name]
     cuts: frozenset[Name]  # delegation points (NS below the apex)
+    pools: dict[Name, Pool] = field(default_factory=dict)
 
     def negative_soa(self) -> RR:
         return RR(self.origin_label, self.soa.rtype, ttl=self.negative_ttl, rdata=self.soa.rdatas[0])

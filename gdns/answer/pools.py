@@ -1,0 +1,84 @@
+"""Answering a pool name: order the groups (strategy), keep the usable ones (health), pick
+members in the first, or apply `when_all_down`. Pure apart from the round-robin counters."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from dnslib import RD
+
+from gdns.strategy import STRATEGIES, Order
+from gdns.strategy.client import Client
+from gdns.strategy.pick import rendezvous, rotate, weighted_sample
+from gdns.zone.pool import Group, Member, Pool
+
+_rng = random.Random()
+
+
+@dataclass(slots=True)
+class Decision:
+    """What was answered and why: read by the engine, `gdns explain` and the trace."""
+
+    outcome: str  # "answer" | "all-down:<policy>" | "no-family"
+    rdatas: tuple[RD, ...] = ()
+    picked: tuple[Member, ...] = ()
+    group: Group | None = None
+    order: Order | None = None
+    usable: tuple[Group, ...] = ()
+    scope: int = 0
+    ttl: int = 0
+    servfail: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def decide(pool: Pool, family: int, client: Client, counters: dict[str, int]) -> Decision:
+    if family not in pool.families:
+        return Decision("no-family", ttl=pool.ttl, notes=[f"the pool has no IPv{family} members"])
+    health = client.health
+    usable = tuple(g for g in pool.groups if any(health.get(m.key).eligible for m in g.family(family)))
+    if not usable:
+        return _all_down(pool, family)
+    registered = STRATEGIES[pool.strategy]
+    client.query_family = family
+    order = registered.order(pool, usable, client)
+    group = order.groups[0]
+    members = tuple(m for m in group.family(family) if health.get(m.key).eligible)
+    n = min(pool.answers, len(members))
+    scope = order.scope
+    if registered.picker == "roundrobin":
+        turn = counters.get(pool.name, 0)
+        counters[pool.name] = turn + 1
+        picked = rotate(members, n, turn)
+    elif registered.picker == "random":
+        picked = _rng.sample(members, n)
+    elif pool.sticky:
+        network, prefix = client.sticky_network()
+        picked = rendezvous(members, n, network, lambda m: m.weight, lambda m: m.seed)
+        scope = max(scope, prefix)
+    else:
+        picked = weighted_sample(members, n, lambda m: m.weight, _rng)
+    return Decision(
+        "answer",
+        tuple(m.rdata for m in picked),
+        tuple(picked),
+        group,
+        order,
+        usable,
+        min(scope, client.source_prefix),
+        pool.ttl,
+    )
+
+
+def _all_down(pool: Pool, family: int) -> Decision:
+    policy = pool.when_all_down
+    outcome = f"all-down:{policy}"
+    note = f"no healthy IPv{family} member in any group: when_all_down is {policy}"
+    if policy == "all":
+        # Every member, as gdnsd does: a guess beats no answer, and clients retry others.
+        members = tuple(m for g in pool.groups for m in g.family(family))
+        return Decision(outcome, tuple(m.rdata for m in members), members, ttl=pool.ttl, notes=[note])
+    if policy == "fallback":
+        rdatas = tuple(rd for rd, f in zip(pool.fallback, pool.fallback_families, strict=True) if f == family)
+        return Decision(outcome, rdatas, ttl=pool.ttl, notes=[note])
+    return Decision(outcome, ttl=pool.ttl, servfail=policy == "servfail", notes=[note])

@@ -1,0 +1,83 @@
+"""Pool records as the engine reads them: immutable, built once per zone load."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+
+from dnslib import RD, DNSLabel
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def stable_hash(text: str) -> int:
+    """A 64-bit hash that is the same in every process and on every instance."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    key: str  # "<pool owner>/<group>/<address>": the health snapshot's key
+    address: str
+    family: int  # 4 or 6
+    weight: float
+    status: str  # configured: "up" | "down" | "drain"
+    rdata: RD
+    seed: int = 0  # stable_hash(key): rendezvous hashing mixes it with the client network
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    members: tuple[Member, ...]
+    weight: float = 1.0
+    location: tuple[float, float] | None = None  # latitude, longitude in degrees
+    seed: int = 0
+
+    def family(self, family: int) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if m.family == family)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A geo rule: matches if any condition matches; no condition at all is the catch-all."""
+
+    index: int
+    subnets: tuple[IPNetwork, ...] = ()
+    countries: frozenset[str] = frozenset()
+    continents: frozenset[str] = frozenset()
+    groups: tuple[str, ...] = ()  # empty: nearest by distance
+
+    @property
+    def catch_all(self) -> bool:
+        return not (self.subnets or self.countries or self.continents)
+
+    @property
+    def needs_geoip(self) -> bool:
+        return bool(self.countries or self.continents or not self.groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    name: str  # the owner name as text, for logs and explain
+    owner: DNSLabel
+    ttl: int
+    strategy: str
+    groups: tuple[Group, ...]
+    sticky: bool = False
+    answers: int = 1
+    rules: tuple[Rule, ...] = ()
+    when_all_down: str = "all"  # all | fallback | nodata | servfail
+    fallback: tuple[RD, ...] = ()
+    fallback_families: tuple[int, ...] = ()
+    tolerance_ms: float = 5.0  # latency: groups this close to the best count as equal ...
+    tolerance_percent: float = 10.0  # ... or this close, relatively
+    families: frozenset[int] = field(default_factory=frozenset)  # address families it has
+
+    def group(self, name: str) -> Group:
+        return next(g for g in self.groups if g.name == name)
+
+    def members(self):
+        for group in self.groups:
+            yield from group.members
