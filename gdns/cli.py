@@ -112,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="check as `gdns serve --geoip-db FILE` would (geo rules by country, continent, distance)",
     )
+    explain = sub.add_parser("explain", help="show how gdns answers a name for a given client, and why")
+    explain.add_argument("name", help="the query name, e.g. www.gslb.example.com")
+    explain.add_argument("--type", default="A", choices=["A", "AAAA"], help="query type (default: A)")
+    explain.add_argument("--client", required=True, metavar="IP", help="the resolver's address")
+    explain.add_argument("--ecs", metavar="CIDR", help="an EDNS Client Subnet, e.g. 203.0.113.0/24")
+    explain.add_argument(
+        "--zones", default="zones", metavar="DIR", help="folder of zone files (default: zones)"
+    )
+    explain.add_argument("--geoip-db", metavar="FILE", help="the GeoIP database gdns serve uses")
+    explain.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
 
@@ -119,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check":
         return check(args.paths, args.geoip_db)
+    if args.command == "explain":
+        return explain(args)
     return serve(args)
 
 
@@ -153,6 +165,35 @@ def check(paths: list[str], geoip_db: str | None = None) -> int:
         return 1
     for zone in zones.zones.values():
         print(f"{zone.file}: ok: {zone.origin_label} serial {zone.serial}, {len(zone.nodes)} names")
+    return 0
+
+
+def explain(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from gdns import explain as ex
+    from gdns.app import StartupError, open_geoip
+    from gdns.zone.loader import load_folder
+
+    try:
+        ipaddress.ip_address(args.client)
+        if args.ecs:
+            ex.parse_ecs(args.ecs)
+    except ValueError as exc:
+        print(f"gdns: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        geo = open_geoip(args.geoip_db) if args.geoip_db else None
+        zones = load_folder(args.zones, geoip=geo is not None)
+    except StartupError as exc:
+        print(f"gdns: error: {exc}", file=sys.stderr)
+        return 1
+    except ZoneLoadError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    data = ex.explain(zones, args.name, args.type, args.client, args.ecs, geo)
+    print(ex.to_json(data) if args.json else ex.render(data))
     return 0
 
 

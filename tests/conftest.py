@@ -157,3 +157,11 @@ def _has_ipv6() -> bool:
 
 HAS_IPV6 = _has_ipv6()
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+@pytest.fixture(scope="session")
+def geoip_db(tmp_path_factory) -> Path:
+    """Path to a tiny GeoIP2 City database (see tests/geodb.py)."""
+    from tests.geodb import build
+
+    return build(tmp_path_factory.mktemp("geoip") / "test-city.mmdb")

@@ -30,9 +30,16 @@ class Decision:
     ttl: int = 0
     servfail: bool = False
     notes: list[str] = field(default_factory=list)
+    pool: Pool | None = None
 
 
 def decide(pool: Pool, family: int, client: Client, counters: dict[str, int]) -> Decision:
+    decision = _decide(pool, family, client, counters)
+    decision.pool = pool
+    return decision
+
+
+def _decide(pool: Pool, family: int, client: Client, counters: dict[str, int]) -> Decision:
     if family not in pool.families:
         return Decision("no-family", ttl=pool.ttl, notes=[f"the pool has no IPv{family} members"])
     health = client.health
