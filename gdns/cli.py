@@ -138,6 +138,13 @@ def check(paths: list[str], geoip_db: str | None = None) -> int:
     """Validate every path given and print every problem, then exit 0 only if all are valid."""
     files: list[Path] = []
     problems: list[ZoneError] = []
+    if geoip_db:
+        from gdns.app import StartupError, open_geoip
+
+        try:
+            open_geoip(geoip_db).close()
+        except StartupError as exc:
+            problems.append(ZoneError(geoip_db, 0, 0, (), str(exc).split(": ", 1)[-1]))
     for path in paths:
         p = Path(path)
         if p.is_file():

@@ -127,3 +127,44 @@ def test_a_missing_path_does_not_hide_problems_in_the_others(tmp_path):
     assert result.returncode == 1
     assert f"{tmp_path / 'missing'}: zones folder does not exist" in result.stderr
     assert f"{bad / 'bad.yaml'}:5:" in result.stderr  # the later path was still checked
+
+
+GEO = """\
+origin: geo.example.
+soa: {mname: ns1.geo.example., rname: hostmaster.geo.example.}
+ns: [ns1.geo.example.]
+records:
+  ns1: {A: 192.0.2.1}
+pools:
+  www:
+    strategy: geo
+    groups:
+      eu: {location: [50.11, 8.68], members: [{address: 192.0.2.20}]}
+      us: {location: [39.04, -77.49], members: [{address: 198.51.100.20}]}
+    rules:
+      - {countries: [DE, "NO"], groups: [eu]}
+      - {groups: nearest}
+"""
+
+
+def test_geo_rules_need_a_geoip_database(tmp_path, geoip_db):
+    (tmp_path / "geo.yaml").write_text(GEO)
+    without = check(tmp_path)
+    assert without.returncode == 1
+    assert "pools.www.rules[0].countries: this rule needs a GeoIP database" in without.stderr
+    assert "pools.www.rules[1].groups: this rule needs a GeoIP database" in without.stderr
+    with_db = check(tmp_path, "--geoip-db", geoip_db)
+    assert with_db.returncode == 0, with_db.stderr
+
+
+def test_unreadable_geoip_database_is_reported(tmp_path):
+    (tmp_path / "geo.yaml").write_text(GEO)
+    bogus = tmp_path / "bogus.mmdb"
+    bogus.write_text("not a database")
+    result = check(tmp_path, "--geoip-db", bogus)
+    assert result.returncode == 1
+    assert f"{bogus}: cannot be read" in result.stderr
+    assert (
+        f"{tmp_path / 'nope.mmdb'}: no such file"
+        in check(tmp_path, "--geoip-db", tmp_path / "nope.mmdb").stderr
+    )

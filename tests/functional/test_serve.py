@@ -95,3 +95,10 @@ def test_every_listen_address_serves_udp_and_tcp_on_one_port(zone_dir, start_ser
         for tcp in (False, True):
             reply = server.query("ns1.gslb.example.com", tcp=tcp, where=where)
             assert [rr.address for rr in reply.answer[0]] == ["198.51.100.53"]
+
+
+def test_missing_geoip_database_is_a_one_line_error(zone_dir, tmp_path):
+    line = one_line_error(
+        run_serve("--zones", str(zone_dir), "--listen", "127.0.0.1:0", "--geoip-db", str(tmp_path / "x.mmdb"))
+    )
+    assert "GeoIP database" in line and "no such file" in line
