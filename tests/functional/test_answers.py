@@ -20,6 +20,7 @@ import dns.rdatatype
 import pytest
 
 from tests.conftest import HAS_IPV6
+from tests.wire import read_exact
 
 NEGATIVE_TTL = 120  # min(SOA TTL 600, SOA minimum 120) in tests/data/test.example.yaml
 A, AAAA, CNAME, NS, SOA, TXT = (
@@ -68,23 +69,12 @@ def raw_exchange(server, wire: bytes, tcp: bool, where: int = 0, timeout: float 
     if tcp:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(struct.pack("!H", len(wire)) + wire)
-            size = struct.unpack("!H", _read_exact(sock, 2))[0]
-            return _read_exact(sock, size)
+            size = struct.unpack("!H", read_exact(sock, 2))[0]
+            return read_exact(sock, size)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         sock.sendto(wire, (host, port))
         return sock.recv(65535)
-
-
-def _read_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    for _ in range(n):  # at most n reads, each under the socket's timeout
-        if len(data) == n:
-            break
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed early"
-        data += chunk
-    return data
 
 
 # -- header ------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import dns.message
 import dns.rcode
 import pytest
 
+from tests.wire import read_exact
+
 OPT = 41
 ECS = 8
 
@@ -25,23 +27,12 @@ def raw_exchange(server, wire: bytes, tcp: bool, timeout: float = 3.0) -> dns.me
     if tcp:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(struct.pack("!H", len(wire)) + wire)
-            size = struct.unpack("!H", _read_exact(sock, 2))[0]
-            return dns.message.from_wire(_read_exact(sock, size))
+            size = struct.unpack("!H", read_exact(sock, 2))[0]
+            return dns.message.from_wire(read_exact(sock, size))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         sock.sendto(wire, (host, port))
         return dns.message.from_wire(sock.recv(65535))
-
-
-def _read_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    for _ in range(n):  # bounded; each read under the socket timeout
-        if len(data) == n:
-            break
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed early"
-        data += chunk
-    return data
 
 
 def query_with_additional(

@@ -17,6 +17,8 @@ import dns.message
 import dns.rcode
 import pytest
 
+from tests.wire import read_exact
+
 FORMERR, DROP = "formerr", "drop"
 QID = 0x2BAD
 A_IN = struct.pack("!HH", 1, 1)
@@ -102,18 +104,6 @@ def send_all(server, packets: list[bytes], tcp: bool, expect: int, timeout: floa
         for _ in range(expect):
             replies.append(sock.recv(65535))
     return replies
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    for _ in range(n):  # bounded; each read under the socket timeout
-        if len(data) == n:
-            break
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed by the server")
-        data += chunk
-    return data
 
 
 def probe_query() -> dns.message.Message:

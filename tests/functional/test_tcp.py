@@ -17,6 +17,7 @@ import dns.rcode
 import pytest
 
 from tests.conftest import ROOT
+from tests.wire import read_exact
 
 IDLE_TIMEOUT = 2.0
 MAX_CONNECTIONS = 20
@@ -30,18 +31,6 @@ def connect(server, timeout: float = 3.0) -> socket.socket:
 def frame(message: dns.message.Message) -> bytes:
     wire = message.to_wire()
     return struct.pack("!H", len(wire)) + wire
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    for _ in range(n):  # bounded; each read under the socket timeout
-        if len(data) == n:
-            break
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed by the server")
-        data += chunk
-    return data
 
 
 def read_message(sock: socket.socket) -> dns.message.Message:
