@@ -111,9 +111,8 @@ def render(data: dict) -> str:
             for m in g["members"]:
                 rtt = f", rtt {m['rtt_ms']:.1f} ms" if m["rtt_ms"] is not None else ""
                 mark = "  <- picked" if m["picked"] else ""
-                lines.append(
-                    f"      {m['address']:<20} weight {m['weight']:g}, {m['state']} ({m['reason']}){rtt}{mark}"
-                )
+                state = f"{m['state']} ({m['reason']})"
+                lines.append(f"      {m['address']:<20} weight {m['weight']:g}, {state}{rtt}{mark}")
         for note in d["notes"]:
             lines.append(f"    {note}")
         lines.append(

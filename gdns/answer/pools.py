@@ -54,15 +54,19 @@ def _decide(pool: Pool, family: int, client: Client, counters: dict[str, int]) -
     n = min(pool.answers, len(members))
     scope = order.scope
     if registered.picker == "roundrobin":
-        turn = counters.get(pool.name, 0)
-        counters[pool.name] = turn + 1
+        # One rotation per family: a counter shared by A and AAAA would, for a client asking
+        # both in turn, advance by two between its A queries and never rotate them.
+        key = f"{pool.name}/{family}"
+        turn = counters.get(key, 0)
+        counters[key] = turn + 1
         picked = rotate(members, n, turn)
     elif registered.picker == "random":
         picked = _rng.sample(members, n)
     elif pool.sticky:
         network, prefix = client.sticky_network()
         picked = rendezvous(members, n, network, lambda m: m.weight, lambda m: m.seed)
-        scope = max(scope, prefix)
+        if len(members) > 1:  # one member is everybody's answer: nothing to scope
+            scope = max(scope, prefix)
     else:
         picked = weighted_sample(members, n, lambda m: m.weight, _rng)
     return Decision(

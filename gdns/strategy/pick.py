@@ -27,9 +27,14 @@ def mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
+_BELOW_ONE = math.nextafter(1.0, 0.0)
+
+
 def unit(x: int) -> float:
     """A 64-bit value as a float strictly inside (0, 1)."""
-    return ((x >> 11) + 0.5) / (1 << 53)
+    # (2**53 - 0.5) / 2**53 rounds to 1.0, whose log is 0: rendezvous() would divide by zero
+    # for that (network, member), on every query from the network.
+    return min(((x >> 11) + 0.5) / (1 << 53), _BELOW_ONE)
 
 
 def rendezvous(items: Sequence[T], n: int, network: bytes, weight, seed) -> list[T]:

@@ -148,7 +148,7 @@ class _Compiler:
         if isinstance(doc.data.get("pools"), dict):
             pools = self.pools(doc.data["pools"], origin, nodes)
         soa = self.soa(self.soa_model(model), origin, default_ttl)
-        cuts, ents = self.structure(nodes, paths, apex, pools)
+        cuts, ents = self.structure(nodes, paths, apex)
         if soa is None or self.errors:
             return None
         nodes[apex][QTYPE.SOA] = soa
@@ -173,6 +173,8 @@ class _Compiler:
             self.rrset(data["ns"], "NS", ("ns",), default_ttl, root)
         if isinstance(data.get("records"), dict):
             self.records(data["records"], root, default_ttl, {(): {}}, {})
+        if isinstance(data.get("pools"), dict):
+            self.pools(data["pools"], root, {(): {}})
         self.soa(self.soa_model(model), root, default_ttl)
 
     def soa_model(self, model: ZoneModel | None) -> SOAModel | None:
@@ -236,16 +238,12 @@ class _Compiler:
             name = self.owner(key, origin_labels, "pools")
             if name is None:
                 continue
-            if name in out:
-                self.error(("pools", key), f"same name as pool {out[name].name}", key=True)
+            if name in self.pool_paths:
+                self.error(("pools", key), f"same name as {_fmt(self.pool_paths[name])}", key=True)
                 continue
-            owner = DNSLabel(list(name)) if name else DNSLabel(".")
-            pool = compile_pool(self, key, data, owner, self.geoip)
-            if pool is None:
-                continue
+            # Checked whether or not the pool itself is valid, to report every problem at once.
             self.pool_paths[name] = ("pools", key)
-            rrsets = nodes.setdefault(name, {})
-            clash = sorted(QTYPE.get(t) for t in rrsets if t in (_A, _AAAA, _CNAME))
+            clash = sorted(QTYPE.get(t) for t in nodes.get(name, {}) if t in (_A, _AAAA, _CNAME))
             if clash:
                 self.error(
                     ("pools", key),
@@ -253,15 +251,19 @@ class _Compiler:
                     f"at this name from 'records'",
                     key=True,
                 )
+            owner = DNSLabel(list(name)) if name else DNSLabel(".")
+            pool = compile_pool(self, key, data, owner, self.geoip)
+            if pool is None or clash:
                 continue
+            nodes.setdefault(name, {})
             out[name] = pool
         return out
 
-    def structure(self, nodes: dict[Name, dict[int, RRset]], paths, apex: Name, pools=None):
+    def structure(self, nodes: dict[Name, dict[int, RRset]], paths, apex: Name):
         """CNAME exclusivity, delegation cuts and glue, empty non-terminals."""
         n = len(apex)
         cuts = {name for name, rrsets in nodes.items() if _NS in rrsets and name != apex}
-        for name in pools or {}:
+        for name in self.pool_paths:
             below = next((name[i:] for i in range(0, len(name) - n) if name[i:] in cuts), None)
             if below is not None:
                 self.error(

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import ipaddress
 import re
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 from dnslib import AAAA, A, DNSLabel
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from gdns.strategy import STRATEGIES
-from gdns.zone.errors import Path
-from gdns.zone.model import Seconds, Strict, validate
+from gdns.zone.errors import Path, ZoneError
+from gdns.zone.model import Seconds, Strict, unknown_key_message, validate
 from gdns.zone.pool import Group, Member, Pool, Rule, stable_hash
 
 Weight = Annotated[float, Field(gt=0, le=1_000_000)]
+Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# A group name is part of each member's health key "<owner>/<group>/<address>", so no "/",
+# and it is shown in logs and explain output, so no blanks or control characters.
+_GROUP_NAME = re.compile(r"^[^/\s\x00-\x1f\x7f]+$")
+_CONDITIONS = ("subnets", "countries", "continents")
 
 
 class MemberModel(Strict):
@@ -35,7 +44,7 @@ class RuleModel(Strict):
     subnets: list[str] = []
     countries: list[str] = []
     continents: list[str] = []
-    groups: list[str] | Literal["nearest"]
+    groups: Any  # a list of group names, or "nearest": checked below for a clearer message
 
 
 class PoolModel(Strict):
@@ -44,27 +53,27 @@ class PoolModel(Strict):
     sticky: bool = False
     answers: Annotated[int, Field(ge=1, le=32)] = 1
     groups: dict[str, GroupModel] | None = None
-    members: list[MemberModel] | None = None  # shorthand for one group named "default"
+    # shorthand for one group named "default"
+    members: Annotated[list[MemberModel], Field(min_length=1)] | None = None
     rules: list[RuleModel] | None = None
     when_all_down: Literal["all", "fallback", "nodata", "servfail"] = "all"
-    fallback: list[str] | str | None = None
-    tolerance_ms: Annotated[float, Field(ge=0)] = 5.0
-    tolerance_percent: Annotated[float, Field(ge=0)] = 10.0
+    fallback: Any = None  # an address or a list of addresses: checked below
+    tolerance_ms: Tolerance = 5.0
+    tolerance_percent: Tolerance = 10.0
 
 
 def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) -> Pool | None:
     """One pool; errors go to `compiler.error` with their paths."""
     base: Path = ("pools", key)
     model, errors = validate(PoolModel, data, compiler.doc, base)
-    compiler.errors.extend(errors)
+    compiler.errors.extend(_with_hints(errors, base))
     if model is None:
         return None
     before = len(compiler.errors)
     err = compiler.error
     registered = STRATEGIES.get(model.strategy)
     if registered is None:
-        names = ", ".join(sorted(STRATEGIES))
-        err(base + ("strategy",), f"unknown strategy {model.strategy!r} (expected one of: {names})")
+        err(base + ("strategy",), _unknown_strategy(model.strategy))
     elif model.sticky and not registered.sticky_allowed:
         err(base + ("sticky",), f"sticky has no meaning with strategy {model.strategy!r}")
 
@@ -89,22 +98,23 @@ def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) ->
 
     groups = []
     for name, group in groups_in.items():
+        if not _GROUP_NAME.match(name):
+            err(gpath(name), f"group name {name!r} must not be empty or contain '/' or blanks", key=True)
         members, seen = [], set()
         for i, m in enumerate(group.members):
-            path = mpath(name, i)
-            try:
-                ip = ipaddress.ip_address(m.address)
-            except ValueError:
-                err(path + ("address",), f"{m.address!r} is not an IPv4 or IPv6 address")
+            path = mpath(name, i) + ("address",)
+            ip = _address(err, path, m.address)
+            if ip is None:
                 continue
             if ip in seen:
-                err(path + ("address",), f"{ip} is listed twice in group {name!r}")
+                err(path, f"{ip} is listed twice in group {name!r}")
                 continue
             seen.add(ip)
             member_key = f"{owner_text}/{name}/{ip}"
-            rd = A(str(ip)) if ip.version == 4 else AAAA(str(ip))
             members.append(
-                Member(member_key, str(ip), ip.version, m.weight, m.status, rd, stable_hash(member_key))
+                Member(
+                    member_key, str(ip), ip.version, m.weight, m.status, _rdata(ip), stable_hash(member_key)
+                )
             )
         location = None
         if group.location is not None:
@@ -117,20 +127,8 @@ def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) ->
             Group(name, tuple(members), group.weight, location, stable_hash(f"{owner_text}/{name}"))
         )
 
-    rules = _rules(compiler, base, model, {g.name for g in groups}, geoip)
-    fallback = []
-    if model.fallback is not None:
-        values = model.fallback if isinstance(model.fallback, list) else [model.fallback]
-        for i, text in enumerate(values):
-            path = base + ("fallback", i) if isinstance(model.fallback, list) else base + ("fallback",)
-            try:
-                fallback.append(ipaddress.ip_address(text))
-            except ValueError:
-                err(path, f"{text!r} is not an IPv4 or IPv6 address")
-    if model.when_all_down == "fallback" and not fallback:
-        err(base + ("fallback",), "when_all_down: fallback needs a 'fallback' list of addresses")
-    if model.fallback is not None and model.when_all_down != "fallback":
-        err(base + ("fallback",), "'fallback' is used only with when_all_down: fallback", key=True)
+    rules = _rules(compiler, base, model, groups, geoip, known_strategy=registered is not None)
+    fallback = _fallback(err, base, model)
     if len(compiler.errors) > before:
         return None
     return Pool(
@@ -143,7 +141,7 @@ def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) ->
         answers=model.answers,
         rules=tuple(rules),
         when_all_down=model.when_all_down,
-        fallback=tuple(A(str(ip)) if ip.version == 4 else AAAA(str(ip)) for ip in fallback),
+        fallback=tuple(_rdata(ip) for ip in fallback),
         fallback_families=tuple(ip.version for ip in fallback),
         tolerance_ms=model.tolerance_ms,
         tolerance_percent=model.tolerance_percent,
@@ -151,15 +149,58 @@ def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) ->
     )
 
 
-def _rules(compiler, base: Path, model: PoolModel, names: set[str], geoip: bool) -> list[Rule]:
+def _address(err, path: Path, text: Any):
+    if not isinstance(text, str):
+        err(path, f"expected an IPv4 or IPv6 address, got {_kind(text)}")
+        return None
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        err(path, f"{text!r} is not an IPv4 or IPv6 address")
+        return None
+    if ip.version == 6 and ip.scope_id:
+        err(path, f"{text!r} has a scope id, which DNS cannot carry")
+        return None
+    return ip
+
+
+def _rdata(ip):
+    return A(str(ip)) if ip.version == 4 else AAAA(str(ip))
+
+
+def _fallback(err, base: Path, model: PoolModel) -> list:
+    path = base + ("fallback",)
+    value = model.fallback
+    if value is not None and model.when_all_down != "fallback":
+        err(path, "'fallback' is used only with when_all_down: fallback", key=True)
+    if value is None or value == []:
+        if model.when_all_down == "fallback":
+            err(path, "when_all_down: fallback needs a 'fallback' list of addresses")
+        return []
+    listed = isinstance(value, list)
+    out, seen = [], set()
+    for i, text in enumerate(value if listed else [value]):
+        ip = _address(err, path + (i,) if listed else path, text)
+        if ip is None:
+            continue
+        if ip in seen:
+            err(path + (i,), f"{ip} is listed twice in 'fallback'")
+            continue
+        seen.add(ip)
+        out.append(ip)
+    return out
+
+
+def _rules(compiler, base: Path, model: PoolModel, groups, geoip: bool, known_strategy: bool) -> list[Rule]:
     err = compiler.error
     if model.rules is None:
         if model.strategy == "geo":
             err(base, "a geo pool needs 'rules' (the last one a catch-all, e.g. {groups: nearest})")
         return []
-    if model.strategy != "geo":
+    if model.strategy != "geo" and known_strategy:
         err(base + ("rules",), f"'rules' are used only with strategy geo, not {model.strategy!r}", key=True)
         return []
+    names = {g.name for g in groups}
     rules = []
     catch_all_at = None
     for i, r in enumerate(model.rules):
@@ -167,6 +208,10 @@ def _rules(compiler, base: Path, model: PoolModel, names: set[str], geoip: bool)
         if catch_all_at is not None:
             err(path, f"unreachable: rule {catch_all_at} before it is a catch-all")
             continue
+        given = [c for c in _CONDITIONS if c in r.model_fields_set]
+        for c in given:
+            if not getattr(r, c):
+                err(path + (c,), f"an empty '{c}' list matches no client; leave it out for a catch-all")
         subnets = []
         for j, text in enumerate(r.subnets):
             try:
@@ -185,23 +230,101 @@ def _rules(compiler, base: Path, model: PoolModel, names: set[str], geoip: bool)
                     path + ("continents", j),
                     f"{code!r} is not a continent code ({', '.join(sorted(CONTINENTS))})",
                 )
-        groups: tuple[str, ...] = ()
-        if r.groups != "nearest":
-            if not r.groups:
-                err(path + ("groups",), "list at least one group, or say 'nearest'")
-            for j, name in enumerate(r.groups):
-                if name not in names:
-                    err(path + ("groups", j), f"unknown group {name!r} (groups: {', '.join(sorted(names))})")
-            groups = tuple(r.groups)
-        rule = Rule(i, tuple(subnets), frozenset(r.countries), frozenset(r.continents), groups)
-        if rule.needs_geoip and not geoip:
+        rule_groups = _rule_groups(err, path + ("groups",), r.groups, names, groups)
+        if (r.countries or r.continents or r.groups == "nearest") and not geoip:
             what = "countries" if r.countries else "continents" if r.continents else "groups"
             err(path + (what,), "this rule needs a GeoIP database, and none is configured (--geoip-db)")
-        if rule.catch_all:
+        if not given:
             catch_all_at = i
-        rules.append(rule)
+        rules.append(Rule(i, tuple(subnets), frozenset(r.countries), frozenset(r.continents), rule_groups))
     if model.rules and catch_all_at is None:
         err(base + ("rules",), "the last rule must be a catch-all (a rule with only 'groups')")
     if not model.rules:
         err(base + ("rules",), "a geo pool needs at least one rule")
     return rules
+
+
+def _rule_groups(err, path: Path, value: Any, names: set[str], groups) -> tuple[str, ...]:
+    """A rule's `groups`: names of the pool's groups in preference, or "nearest" (empty tuple)."""
+    if value == "nearest":
+        if not any(g.location for g in groups):
+            err(path, "'nearest' needs a 'location' on the pool's groups, and none has one")
+        return ()
+    if not isinstance(value, list):
+        hint = f" (a single group is written [{value}])" if isinstance(value, str) else ""
+        err(path, f"'groups' is a list of group names or 'nearest', got {_kind(value)}{hint}")
+        return ()
+    if not value:
+        err(path, "list at least one group, or say 'nearest'")
+    listed: set[str] = set()
+    for j, name in enumerate(value):
+        if not isinstance(name, str):
+            err(path + (j,), f"expected a group name, got {_kind(name)}")
+            continue
+        if name not in names:
+            err(path + (j,), f"unknown group {name!r} (groups: {', '.join(sorted(names))})")
+        elif name in listed:
+            err(path + (j,), f"group {name!r} is listed twice")
+        listed.add(name)
+    return tuple(value)
+
+
+def _unknown_strategy(name: str) -> str:
+    hint = difflib.get_close_matches(name, list(STRATEGIES), n=1)
+    if hint:
+        return f"unknown strategy {name!r} (did you mean {hint[0]!r}?)"
+    return f"unknown strategy {name!r} (expected one of: {', '.join(sorted(STRATEGIES))})"
+
+
+def _kind(value: Any) -> str:
+    from gdns.zone.rdata import _kind as kind
+
+    return kind(value)
+
+
+# -- did-you-mean for keys inside members, groups and rules ----------------------------------
+# model.validate() only finds the known keys of a model's direct fields, so an unknown key in
+# a member (`adress`) would get no hint. This walks list/dict/optional annotations as well.
+
+
+def _with_hints(errors: list[ZoneError], base: Path) -> list[ZoneError]:
+    out = []
+    for e in errors:
+        if e.message == f"unknown key {e.path[-1]!r}":
+            known = _known_keys(e.path[len(base) : -1])
+            if known:
+                e = dataclasses.replace(e, message=unknown_key_message(str(e.path[-1]), known))
+        out.append(e)
+    return out
+
+
+def _known_keys(parts: Path) -> list[str]:
+    ann: Any = PoolModel
+    for part in parts:
+        ann = _unwrap(ann)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            field = ann.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return []
+            ann = field.annotation
+        elif typing.get_origin(ann) in (list, dict):
+            ann = typing.get_args(ann)[-1]
+        else:
+            return []
+    ann = _unwrap(ann)
+    return list(ann.model_fields) if isinstance(ann, type) and issubclass(ann, BaseModel) else []
+
+
+def _unwrap(ann: Any) -> Any:
+    """`Annotated[X, ...]` and `X | None` -> X."""
+    while True:
+        origin = typing.get_origin(ann)
+        if origin is Annotated:
+            ann = typing.get_args(ann)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            if len(args) != 1:
+                return ann
+            ann = args[0]
+        else:
+            return ann
