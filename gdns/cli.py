@@ -231,15 +231,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"gdns: error: {exc}", file=sys.stderr)
         return 1
     except ZoneLoadError as exc:
+        if len(exc.errors) == 1 and exc.errors[0].line == 0:  # about the folder: one line says it
+            print(f"gdns: error: {exc.errors[0]}", file=sys.stderr)
+            return 1
         for error in exc.errors:
             print(error, file=sys.stderr)
-        if len(exc.errors) == 1 and exc.errors[0].line == 0:
-            print(f"gdns: error: {exc.errors[0].file}: {exc.errors[0].message}", file=sys.stderr)
-        else:
-            print(
-                f"gdns: error: {len(exc.errors)} problem(s) in the zones in {args.zones}; not starting",
-                file=sys.stderr,
-            )
+        print(
+            f"gdns: error: {len(exc.errors)} problem(s) in the zones in {args.zones}; not starting",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         pass

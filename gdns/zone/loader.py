@@ -21,7 +21,8 @@ def zone_files(folder: str | os.PathLike) -> list[FsPath]:
     `..data` folders a Kubernetes ConfigMap mount keeps beside its symlinks."""
     root = FsPath(folder)
     if not root.is_dir():
-        raise ZoneLoadError([ZoneError(str(root), 0, 0, (), "zones folder does not exist")])
+        problem = "is a file, not a folder of zone files" if root.exists() else "zones folder does not exist"
+        raise ZoneLoadError([ZoneError(str(root), 0, 0, (), problem)])
     return sorted(p for p in root.iterdir() if p.suffix in SUFFIXES and not p.name.startswith("."))
 
 

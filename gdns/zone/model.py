@@ -67,6 +67,7 @@ _MESSAGES = {
     "list_type": "expected a list",
     "bool_type": "expected true or false",
     "float_type": "expected a number",
+    "too_short": "must not be empty",
 }
 
 
@@ -86,7 +87,7 @@ def validate(model: type[Strict], data: Any, doc: Document, base: Path = ()):
             if kind == "missing":
                 message = f"missing required key {path[-1]!r}"
                 path = path[:-1]
-            elif kind in _MESSAGES:
+            elif kind in _MESSAGES and kind != "too_short":
                 message += f", got {_kind(err.get('input'))}"
             errors.append(doc.error(path, message[0].lower() + message[1:]))
         return None, errors

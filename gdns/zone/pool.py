@@ -71,8 +71,10 @@ class Pool:
     when_all_down: str = "all"  # all | fallback | nodata | servfail
     fallback: tuple[RD, ...] = ()
     fallback_families: tuple[int, ...] = ()
-    tolerance_ms: float = 5.0  # latency: groups this close to the best count as equal ...
-    tolerance_percent: float = 10.0  # ... or this close, relatively
+    # latency: a group counts as equal to the best when its RTT is at most
+    # best * (1 + tolerance_percent / 100) + tolerance_ms / 1000 seconds.
+    tolerance_ms: float = 5.0
+    tolerance_percent: float = 10.0
     families: frozenset[int] = field(default_factory=frozenset)  # address families it has
 
     def group(self, name: str) -> Group:

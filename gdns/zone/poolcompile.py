@@ -129,6 +129,12 @@ def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) ->
 
     rules = _rules(compiler, base, model, groups, geoip, known_strategy=registered is not None)
     fallback = _fallback(err, base, model)
+    families = {m.family for g in groups for m in g.members}
+    for i, ip in enumerate(fallback if len(compiler.errors) == before else ()):
+        if ip.version not in families:
+            # A family the pool lacks answers NODATA before when_all_down is consulted.
+            where = base + ("fallback", i) if isinstance(model.fallback, list) else base + ("fallback",)
+            err(where, f"{ip} is never used: the pool has no IPv{ip.version} members to be down")
     if len(compiler.errors) > before:
         return None
     return Pool(
@@ -145,7 +151,7 @@ def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) ->
         fallback_families=tuple(ip.version for ip in fallback),
         tolerance_ms=model.tolerance_ms,
         tolerance_percent=model.tolerance_percent,
-        families=frozenset(m.family for g in groups for m in g.members),
+        families=frozenset(families),
     )
 
 

@@ -102,3 +102,9 @@ def test_missing_geoip_database_is_a_one_line_error(zone_dir, tmp_path):
         run_serve("--zones", str(zone_dir), "--listen", "127.0.0.1:0", "--geoip-db", str(tmp_path / "x.mmdb"))
     )
     assert "GeoIP database" in line and "no such file" in line
+
+
+def test_zones_path_that_is_a_file_is_a_one_line_error(zone_dir):
+    target = next(zone_dir.glob("*.yaml"))
+    line = one_line_error(run_serve("--zones", str(target), "--listen", "127.0.0.1:0"))
+    assert line == f"gdns: error: {target}: is a file, not a folder of zone files"

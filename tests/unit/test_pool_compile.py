@@ -134,9 +134,17 @@ def test_families(members, families):
 
 
 def test_fallback_may_be_one_address():
-    pool = pool_of(f"www: {{when_all_down: fallback, fallback: '2001:db8::99', {ONE}}}")
+    pool = pool_of(
+        "www: {when_all_down: fallback, fallback: '2001:db8::99', members: [{address: '2001:db8::1'}]}"
+    )
     assert [str(rd) for rd in pool.fallback] == ["2001:db8::99"]
     assert pool.fallback_families == (6,)
+
+
+def test_fallback_of_a_family_the_pool_lacks_is_an_error():
+    """AAAA for a pool without IPv6 members is NODATA before when_all_down is consulted."""
+    error = one_error(f"www: {{when_all_down: fallback, fallback: '2001:db8::99', {ONE}}}")
+    assert "pools.www.fallback: 2001:db8::99 is never used: the pool has no IPv6 members" in error
 
 
 @pytest.mark.parametrize("policy", ["all", "nodata", "servfail"])
@@ -361,7 +369,7 @@ def test_error_position_of_an_unknown_key_is_the_key():
         ("www: {groups: {eu: {weight: 2}}}", "pools.www.groups.eu: missing required key 'members'"),
         (
             "www: {groups: {eu: {members: []}}}",
-            "pools.www.groups.eu.members: list should have at least 1 item",
+            "pools.www.groups.eu.members: must not be empty",
         ),
     ],
 )
@@ -397,7 +405,7 @@ def test_positive_weights_are_accepted(value):
 
 
 def test_members_shorthand_must_not_be_empty():
-    assert "pools.www.members: list should have at least 1 item" in one_error("www: {members: []}")
+    assert "pools.www.members: must not be empty" in one_error("www: {members: []}")
 
 
 def test_both_groups_and_members():
