@@ -6,6 +6,7 @@ import textwrap
 import pytest
 from dnslib import QTYPE, DNSLabel
 
+from gdns.strategy import STRATEGIES
 from gdns.zone.compile import compile_zone
 from gdns.zone.pool import Pool, stable_hash
 from gdns.zone.yamlsafe import load
@@ -262,6 +263,7 @@ def test_norway_in_block_style_stays_a_string():
 
 
 def test_the_example_pools_compile():
+    """The shipped example shows every registered strategy."""
     with open("zones/gslb.example.com.yaml", encoding="utf-8") as f:
         zone, errors = compile_text(f.read())
     assert errors == []
@@ -270,9 +272,11 @@ def test_the_example_pools_compile():
         "api": "failover",
         "geo": "geo",
         "rr": "roundrobin",
+        "lucky": "random",
         "edge": "latency",
         "maintenance": "weighted",
     }
+    assert {p.strategy for p in zone.pools.values()} == set(STRATEGIES)
 
 
 # -- positions -------------------------------------------------------------------------------
