@@ -34,9 +34,15 @@ class Group:
     weight: float = 1.0
     location: tuple[float, float] | None = None  # latitude, longitude in degrees
     seed: int = 0
+    by_family: dict[int, tuple[Member, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Split once at load time: every pool answer asks for one family's members.
+        split = {f: tuple(m for m in self.members if m.family == f) for f in (4, 6)}
+        object.__setattr__(self, "by_family", split)
 
     def family(self, family: int) -> tuple[Member, ...]:
-        return tuple(m for m in self.members if m.family == family)
+        return self.by_family[family]
 
 
 @dataclass(frozen=True, slots=True)
