@@ -3,9 +3,7 @@ uniform), answers: N, ECS scope and when_all_down, over compiled pools and chose
 
 import ipaddress
 import random
-import textwrap
 from collections import Counter
-from types import MappingProxyType
 
 import pytest
 
@@ -14,39 +12,8 @@ from gdns.answer.types import ClientSubnet
 from gdns.geo import GeoDatabase
 from gdns.health.snapshot import UP, HealthSnapshot, MemberHealth
 from gdns.strategy.client import Client
-from gdns.zone.compile import compile_zone
 from gdns.zone.pool import Pool
-from gdns.zone.yamlsafe import load
-
-# Chi-squared critical values at p = 0.001 by degrees of freedom (standard tables). The
-# non-sticky draws are seeded below and the sticky ones are hashes, so nothing here is flaky.
-CHI2_CRITICAL_001 = {1: 10.828, 2: 13.816, 3: 16.266, 4: 18.467, 5: 20.515}
-
-HEAD = """\
-origin: example.com.
-soa: {mname: ns1.example.com., rname: hostmaster.example.com.}
-ns: [ns1.example.com.]
-records:
-  ns1: {A: 192.0.2.1}
-pools:
-"""
-
-
-def pool_of(body: str) -> Pool:
-    text = HEAD + textwrap.indent(textwrap.dedent(body), "  ")
-    zone, errors = compile_zone(load(text, "z.yaml"), "d", geoip=True)
-    assert errors == []
-    (pool,) = zone.pools.values()
-    return pool
-
-
-def snapshot(pool: Pool, down=(), drain=(), rtt=None) -> HealthSnapshot:
-    rtt = rtt or {}
-    table = {}
-    for m in pool.members():
-        state = "down" if m.address in down else "drain" if m.address in drain else "up"
-        table[m.key] = MemberHealth(state, rtt.get(m.address))
-    return HealthSnapshot(MappingProxyType(table))
+from tests.poolkit import CHI2_CRITICAL_001, pool_of, snapshot
 
 
 def ecs(text: str) -> ClientSubnet:

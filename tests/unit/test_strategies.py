@@ -3,51 +3,18 @@ failover, weighted, roundrobin, random, geo and latency orders with their ECS sc
 
 import ipaddress
 import random
-import textwrap
 from collections import Counter
-from types import MappingProxyType
 
 import pytest
 
 from gdns.answer.types import ClientSubnet
 from gdns.geo import GeoDatabase, distance_km
-from gdns.health.snapshot import HealthSnapshot, MemberHealth
+from gdns.health.snapshot import HealthSnapshot
 from gdns.strategy import STRATEGIES, Order, register
 from gdns.strategy.client import Client
 from gdns.strategy.geo import _excluding
-from gdns.zone.compile import compile_zone
 from gdns.zone.pool import Pool
-from gdns.zone.yamlsafe import load
-
-# Chi-squared critical values at p = 0.001 (standard tables); the random streams are seeded.
-CHI2_CRITICAL_001 = {1: 10.828, 2: 13.816, 3: 16.266}
-
-HEAD = """\
-origin: example.com.
-soa: {mname: ns1.example.com., rname: hostmaster.example.com.}
-ns: [ns1.example.com.]
-records:
-  ns1: {A: 192.0.2.1}
-pools:
-"""
-
-
-def pool_of(body: str) -> Pool:
-    text = HEAD + textwrap.indent(textwrap.dedent(body), "  ")
-    zone, errors = compile_zone(load(text, "z.yaml"), "d", geoip=True)
-    assert errors == []
-    (pool,) = zone.pools.values()
-    return pool
-
-
-def snapshot(pool: Pool, down=(), drain=(), rtt=None) -> HealthSnapshot:
-    """Health by member address: down/drain sets, RTTs in seconds."""
-    rtt = rtt or {}
-    table = {}
-    for m in pool.members():
-        state = "down" if m.address in down else "drain" if m.address in drain else "up"
-        table[m.key] = MemberHealth(state, rtt.get(m.address))
-    return HealthSnapshot(MappingProxyType(table))
+from tests.poolkit import CHI2_CRITICAL_001, pool_of, snapshot
 
 
 def usable(pool: Pool, health: HealthSnapshot, family: int = 4):
