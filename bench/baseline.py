@@ -4,7 +4,7 @@
     python bench/baseline.py [--seconds 10]
 
 Starts gdns on 127.0.0.1 with an ephemeral port, runs dnsperf against it for a bounded
-time with a mix of answers (positive, CNAME, NXDOMAIN, NODATA, referral), prints dnsperf's
+time with a mix of answers (positive, CNAME, NXDOMAIN, NODATA, referral, pools), prints dnsperf's
 figures, and stops the server it started. Traffic stays on loopback.
 """
 
@@ -29,6 +29,9 @@ www.gslb.example.com TXT
 a.static.gslb.example.com A
 x.sub.gslb.example.com A
 gslb.example.com MX
+app.gslb.example.com A
+geo.gslb.example.com A
+rr.gslb.example.com A
 """
 
 
