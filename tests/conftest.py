@@ -99,6 +99,16 @@ class GdnsServer:
         return dns.query.udp(message, host, port=port, timeout=timeout, ignore_trailing=False)
 
 
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    """Poll `predicate` every 50 ms until it is true (True) or `timeout` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @pytest.fixture
 def zone_dir(tmp_path: Path) -> Path:
     """A fresh zones folder holding a copy of the example zone."""

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import ROOT, GdnsServer
+from tests.conftest import ROOT, GdnsServer, wait_for
 
 POOL_ZONE = ROOT / "tests" / "data" / "pools" / "pools.example.yaml"
 DIG = shutil.which("dig")
@@ -134,15 +133,6 @@ def chi_squared(counts: Counter, weights: dict[str, float]) -> tuple[float, dict
     scale = total / sum(weights.values())
     stat = sum((counts[k] - w * scale) ** 2 / (w * scale) for k, w in weights.items())
     return stat, {k: counts[k] / total for k in weights}
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # -- weighted ------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from tests.conftest import wait_for
+
 ZONE = """\
 origin: reload.example.
 ttl: 30
@@ -37,15 +39,6 @@ def address_of(server, qname: str = "www.reload.example") -> str | None:
     if reply.rcode() != dns.rcode.NOERROR or not reply.answer:
         return None
     return reply.answer[0][0].address
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def serial_of(server) -> int:
