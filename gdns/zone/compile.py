@@ -12,6 +12,7 @@ from typing import Any
 from dnslib import QTYPE, SOA, DNSLabel
 
 from gdns.zone import rdata
+from gdns.zone.checks import compile_checks
 from gdns.zone.errors import Path, ZoneError
 from gdns.zone.model import Seconds, SOAModel, Strict, ZoneModel, unknown_key_message, validate
 from gdns.zone.pool import Pool
@@ -36,6 +37,7 @@ class _Compiler:
         self.digest = digest
         self.geoip = geoip
         self.pool_paths: dict[Name, Path] = {}
+        self.checks: dict = {}
         self.errors: list[ZoneError] = []
 
     def error(self, path: Path, message: str, key: bool = False) -> None:
@@ -144,6 +146,7 @@ class _Compiler:
         records = doc.data.get("records")
         if isinstance(records, dict):
             self.records(records, origin, default_ttl, nodes, paths)
+        self.checks = compile_checks(self, doc.data.get("checks"))
         pools: dict[Name, Pool] = {}
         if isinstance(doc.data.get("pools"), dict):
             pools = self.pools(doc.data["pools"], origin, nodes)
@@ -173,6 +176,7 @@ class _Compiler:
             self.rrset(data["ns"], "NS", ("ns",), default_ttl, root)
         if isinstance(data.get("records"), dict):
             self.records(data["records"], root, default_ttl, {(): {}}, {})
+        self.checks = compile_checks(self, data.get("checks"))
         if isinstance(data.get("pools"), dict):
             self.pools(data["pools"], root, {(): {}})
         self.soa(self.soa_model(model), root, default_ttl)
@@ -252,7 +256,7 @@ class _Compiler:
                     key=True,
                 )
             owner = DNSLabel(list(name)) if name else DNSLabel(".")
-            pool = compile_pool(self, key, data, owner, self.geoip)
+            pool = compile_pool(self, key, data, owner, self.geoip, self.checks)
             if pool is None or clash:
                 continue
             nodes.setdefault(name, {})

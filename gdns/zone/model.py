@@ -56,6 +56,7 @@ class ZoneModel(Strict):
     ns: Any  # an rrset: parsed with the record-data rules in compile.py
     records: dict[str, Any] = Field(default_factory=dict)
     pools: dict[str, Any] = Field(default_factory=dict)  # checked in poolcompile.py
+    checks: dict[str, Any] = Field(default_factory=dict)  # checked in checks.py
 
 
 _MESSAGES = {

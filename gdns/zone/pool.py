@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from dnslib import RD, DNSLabel
 
+from gdns.zone.checks import Check
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -25,6 +27,8 @@ class Member:
     status: str  # configured: "up" | "down" | "drain"
     rdata: RD
     seed: int = 0  # stable_hash(key): rendezvous hashing mixes it with the client network
+    check: Check | None = None  # the health check that decides its state, if any
+    probe: str | None = None  # the address probed (default: the member's address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class Pool:
     tolerance_ms: float = 5.0
     tolerance_percent: float = 10.0
     families: frozenset[int] = field(default_factory=frozenset)  # address families it has
+    degraded_ttl: int | None = None  # TTL while any member of the asked family is not up
 
     def group(self, name: str) -> Group:
         return next(g for g in self.groups if g.name == name)

@@ -32,12 +32,15 @@ class MemberModel(Strict):
     address: str
     weight: Weight = 1
     status: Literal["up", "down", "drain"] = "up"
+    check: str | None = None  # a name from `checks:`, or "none"
+    probe: str | None = None  # probe this address instead of `address`
 
 
 class GroupModel(Strict):
     members: Annotated[list[MemberModel], Field(min_length=1)]
     weight: Weight = 1
     location: list[float] | None = None
+    check: str | None = None
 
 
 class RuleModel(Strict):
@@ -60,9 +63,13 @@ class PoolModel(Strict):
     fallback: Any = None  # an address or a list of addresses: checked below
     tolerance_ms: Tolerance = 5.0
     tolerance_percent: Tolerance = 10.0
+    check: str | None = None  # the check for every member, unless a group or member says otherwise
+    degraded_ttl: Seconds | None = None
 
 
-def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) -> Pool | None:
+def compile_pool(
+    compiler, key: str, data: Any, owner: DNSLabel, geoip: bool, checks: dict | None = None
+) -> Pool | None:
     """One pool; errors go to `compiler.error` with their paths."""
     base: Path = ("pools", key)
     model, errors = validate(PoolModel, data, compiler.doc, base)
@@ -111,9 +118,18 @@ def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) ->
                 continue
             seen.add(ip)
             member_key = f"{owner_text}/{name}/{ip}"
+            check, probe = _check_of(err, mpath(name, i), gpath(name), base, m, group, model, checks or {})
             members.append(
                 Member(
-                    member_key, str(ip), ip.version, m.weight, m.status, _rdata(ip), stable_hash(member_key)
+                    member_key,
+                    str(ip),
+                    ip.version,
+                    m.weight,
+                    m.status,
+                    _rdata(ip),
+                    stable_hash(member_key),
+                    check,
+                    probe,
                 )
             )
         location = None
@@ -152,7 +168,32 @@ def compile_pool(compiler, key: str, data: Any, owner: DNSLabel, geoip: bool) ->
         tolerance_ms=model.tolerance_ms,
         tolerance_percent=model.tolerance_percent,
         families=frozenset(families),
+        degraded_ttl=model.degraded_ttl,
     )
+
+
+def _check_of(err, mpath: Path, gpath: Path, base: Path, member, group, pool, checks: dict):
+    """The member's check: its own, else its group's, else the pool's ("none" stops it)."""
+    for path, level in ((mpath, member), (gpath, group), (base, pool)):
+        name = level.check
+        if name is None:
+            continue
+        if name == "none":
+            return None, None
+        if name not in checks:
+            known = ", ".join(sorted(checks)) or "none defined under 'checks:'"
+            hint = difflib.get_close_matches(name, list(checks), n=1)
+            more = f" (did you mean {hint[0]!r}?)" if hint else f" (checks: {known})"
+            err(path + ("check",), f"unknown check {name!r}{more}")
+            return None, None
+        probe = None
+        if member.probe is not None:
+            ip = _address(err, mpath + ("probe",), member.probe)
+            probe = str(ip) if ip is not None else None
+        return checks[name], probe
+    if member.probe is not None:
+        err(mpath + ("probe",), "'probe' needs a check (on the member, its group or the pool)", key=True)
+    return None, None
 
 
 def _address(err, path: Path, text: Any):
