@@ -8,8 +8,10 @@ import errno
 import logging
 import signal
 import socket
+import time
 
 from gdns.answer.engine import Engine
+from gdns.health.monitor import HealthMonitor
 from gdns.health.snapshot import HealthSnapshot
 from gdns.server.handler import Handler
 from gdns.server.tcp import TCPLimits, TCPProtocol
@@ -104,32 +106,37 @@ class App:
         self.servers: list[asyncio.base_events.Server] = []
         self.addresses: list[tuple[str, int]] = []
         self._stop = asyncio.Event()
+        self.monitor: HealthMonitor | None = None
 
     def set_zones(self, zones) -> None:
         # Both swaps happen on the loop thread with no await between them, so every query
-        # sees the old zones with the old health, or the new with the new.
-        self.engine.health = HealthSnapshot.from_zones(zones, self.engine.health.version + 1)
+        # sees the old zones with the old health, or the new with the new. Probes of members
+        # that stay keep their state; new ones start now.
+        self.monitor.update(zones)
+        self.engine.health = self.monitor.snapshot(zones)
         self.engine.zones = zones
+
+    def set_health(self, snapshot: HealthSnapshot) -> None:
+        if self.engine is not None:  # the first snapshot is handed to the Engine directly
+            self.engine.health = snapshot
 
     async def start(self) -> None:
         s = self.settings
         geo = open_geoip(s.geoip_db) if s.geoip_db else None
         zones = load_folder(s.zones, geoip=geo is not None)  # ZoneLoadError: the caller prints all
-        self.engine = Engine(zones, version=s.chaos_version, identity=s.chaos_id, geo=geo)
+        pairs = self._bind()  # fail fast on a busy port, before any probing
+        try:
+            await self._first_probe_round(zones)
+        except BaseException:
+            for pair in pairs:
+                for sock in pair:
+                    sock.close()
+            raise
+        self.engine = Engine(
+            zones, version=s.chaos_version, identity=s.chaos_id, geo=geo, health=self.monitor.snapshot(zones)
+        )
         handler = Handler(self.engine, s.max_udp_size)
         limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
-        pairs = []
-        for host, port in s.listen:
-            try:
-                pairs.append(bind_pair(host, port))
-            except StartupError as exc:
-                if s.listen_is_default and ":" in host and exc.errno in _NO_IPV6:
-                    log.warning("IPv6 is not available here; serving IPv4 only (%s)", exc)
-                    continue
-                for pair in pairs:
-                    for sock in pair:
-                        sock.close()
-                raise
         loop = asyncio.get_running_loop()
         for tcp, udp in pairs:
             transport, _ = await loop.create_datagram_endpoint(lambda: UDPProtocol(handler), sock=udp)
@@ -143,6 +150,41 @@ class App:
         self.reloader = ZoneReloader(s.zones, self.set_zones, s.reload_interval, geoip=geo is not None)
         names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
         log.info("serving %d zone(s): %s", len(zones), names)
+
+    def _bind(self) -> list[tuple[socket.socket, socket.socket]]:
+        s = self.settings
+        pairs = []
+        for host, port in s.listen:
+            try:
+                pairs.append(bind_pair(host, port))
+            except StartupError as exc:
+                if s.listen_is_default and ":" in host and exc.errno in _NO_IPV6:
+                    log.warning("IPv6 is not available here; serving IPv4 only (%s)", exc)
+                    continue
+                for pair in pairs:
+                    for sock in pair:
+                        sock.close()
+                raise
+        return pairs
+
+    async def _first_probe_round(self, zones) -> None:
+        """Probe every member once before answering, so the first pool answers are not
+        guesses; at the deadline, members still unprobed count as up until they are."""
+        self.monitor = HealthMonitor(self.set_health)
+        await self.monitor.start()
+        self.monitor.update(zones)
+        if not self.monitor.targets:
+            return
+        began = time.monotonic()
+        unprobed = await self.monitor.first_round(self.settings.first_probe_deadline)
+        up = sum(1 for t in self.monitor.targets.values() if t.state.up)
+        log.info(
+            "first probe round: %d target(s), %d up, %d unprobed (counted as up) after %.2fs",
+            len(self.monitor.targets),
+            up,
+            unprobed,
+            time.monotonic() - began,
+        )
 
     def _reload(self) -> None:
         asyncio.get_running_loop().create_task(self.reloader.reload("SIGHUP"))
@@ -164,6 +206,8 @@ class App:
             await self.close()
 
     async def close(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.close()
         for transport in self.transports:
             transport.close()
         for server in self.servers:

@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="GeoIP2/GeoLite2 City or Country database (.mmdb) for geo rules by country, "
         "continent or distance",
     )
+    serve.add_argument(
+        "--first-probe-deadline",
+        type=_positive(float),
+        default=5.0,
+        metavar="SECONDS",
+        help="at start-up, wait this long at most for every health check's first result (default: 5)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     check = sub.add_parser("check", help="validate zone files and print every problem")
@@ -224,6 +231,7 @@ def serve(args: argparse.Namespace) -> int:
         chaos_version=args.chaos_version,
         chaos_id=args.chaos_id,
         geoip_db=args.geoip_db,
+        first_probe_deadline=args.first_probe_deadline,
     )
     try:
         asyncio.run(App(settings).run())

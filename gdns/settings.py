@@ -45,4 +45,5 @@ class Settings:
     tcp_max_connections: int = 1024
     chaos_version: str | None = None
     chaos_id: str | None = None
+    first_probe_deadline: float = 5.0  # seconds to wait for the first probe round at start-up
     geoip_db: str | None = None  # a GeoIP2/GeoLite2 City or Country database (.mmdb)

@@ -77,8 +77,20 @@ def _decide(pool: Pool, family: int, client: Client, counters: dict[str, int]) -
         order,
         usable,
         min(scope, client.source_prefix),
-        pool.ttl,
+        _ttl(pool, family, health),
     )
+
+
+def _ttl(pool: Pool, family: int, health) -> int:
+    """The pool's TTL, or its degraded_ttl while any member of this family is not up, so
+    caches come back to the full pool soon after it recovers."""
+    if pool.degraded_ttl is None:
+        return pool.ttl
+    for group in pool.groups:
+        for member in group.family(family):
+            if not health.get(member.key).eligible:
+                return min(pool.ttl, pool.degraded_ttl)
+    return pool.ttl
 
 
 def _all_down(pool: Pool, family: int) -> Decision:
@@ -88,8 +100,12 @@ def _all_down(pool: Pool, family: int) -> Decision:
     if policy == "all":
         # Every member, as gdnsd does: a guess beats no answer, and clients retry others.
         members = tuple(m for g in pool.groups for m in g.family(family))
-        return Decision(outcome, tuple(m.rdata for m in members), members, ttl=pool.ttl, notes=[note])
+        return Decision(outcome, tuple(m.rdata for m in members), members, ttl=_down_ttl(pool), notes=[note])
     if policy == "fallback":
         rdatas = tuple(rd for rd, f in zip(pool.fallback, pool.fallback_families, strict=True) if f == family)
-        return Decision(outcome, rdatas, ttl=pool.ttl, notes=[note])
-    return Decision(outcome, ttl=pool.ttl, servfail=policy == "servfail", notes=[note])
+        return Decision(outcome, rdatas, ttl=_down_ttl(pool), notes=[note])
+    return Decision(outcome, ttl=_down_ttl(pool), servfail=policy == "servfail", notes=[note])
+
+
+def _down_ttl(pool: Pool) -> int:
+    return pool.ttl if pool.degraded_ttl is None else min(pool.ttl, pool.degraded_ttl)

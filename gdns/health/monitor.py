@@ -1,0 +1,177 @@
+"""The health producer: probes every (address, check) target on its own schedule and
+publishes a new immutable HealthSnapshot when something changes. It never answers queries;
+the engine never probes. They meet only at the snapshot, which is replaced whole.
+
+- Identical probes (same address and check) run once, however many pools use them.
+- A global concurrency limit and jittered intervals keep probe load smooth; a target that is
+  down is probed every `down_interval` (twice the interval by default), not hammered.
+- A human override beats automation: a member whose zone `status` is down or drain stays so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import aiohttp
+
+from gdns.health.probe import run_probe
+from gdns.health.snapshot import HealthSnapshot, MemberHealth
+from gdns.health.state import TargetState
+from gdns.zone.checks import Check
+from gdns.zone.zoneset import ZoneSet
+
+log = logging.getLogger("gdns.health")
+
+TargetKey = tuple[str, Check]  # (probed address, check)
+RTT_PUBLISH_EVERY = 1.0  # seconds: round-trip-time updates alone are published at most this often
+
+
+@dataclass(slots=True)
+class Target:
+    address: str
+    check: Check
+    state: TargetState
+    members: set[str] = field(default_factory=set)
+    task: asyncio.Task | None = None
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        name = f" (check {self.check.name})" if self.check.name else ""
+        return f"{self.check.type} {host}:{self.check.port}{name}"
+
+
+class HealthMonitor:
+    def __init__(self, publish: Callable[[HealthSnapshot], None], concurrency: int = 64):
+        self.publish = publish
+        self.concurrency = concurrency
+        self.targets: dict[TargetKey, Target] = {}
+        self.zones: ZoneSet | None = None
+        self.version = 0
+        self.session: aiohttp.ClientSession | None = None
+        self._limit = asyncio.Semaphore(concurrency)
+        self._soon = False
+        self._later: asyncio.TimerHandle | None = None
+        self._rng = random.Random()
+
+    async def start(self) -> None:
+        # One session for the process; no keep-alive, so every probe tests a real connection.
+        connector = aiohttp.TCPConnector(limit=self.concurrency, force_close=True)
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    def update(self, zones: ZoneSet) -> None:
+        """Probe exactly what `zones` needs: start new targets, stop removed ones, keep the
+        state of targets that stay (a reload does not forget what probes learned)."""
+        wanted: dict[TargetKey, set[str]] = {}
+        for zone in zones.zones.values():
+            for pool in zone.pools.values():
+                for member in pool.members():
+                    if member.check is not None:
+                        key = (member.probe or member.address, member.check)
+                        wanted.setdefault(key, set()).add(member.key)
+        for key in list(self.targets):
+            if key not in wanted:
+                target = self.targets.pop(key)
+                if target.task is not None:
+                    target.task.cancel()
+                log.info("stopped probing %s: no member uses it any more", target.label)
+        for key, members in wanted.items():
+            target = self.targets.get(key)
+            if target is None:
+                address, check = key
+                target = Target(address, check, TargetState(check.rise, check.fall))
+                self.targets[key] = target
+                target.task = asyncio.get_running_loop().create_task(self._run(target))
+            target.members = members
+        self.zones = zones
+
+    async def first_round(self, deadline: float) -> int:
+        """Wait until every target has a first result, or `deadline` seconds; return how
+        many targets are still unprobed (their members count as up until they are)."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if all(t.state.up is not None for t in self.targets.values()):
+                return 0
+            await asyncio.sleep(0.02)
+        return sum(1 for t in self.targets.values() if t.state.up is None)
+
+    def snapshot(self, zones: ZoneSet | None = None) -> HealthSnapshot:
+        zones = zones or self.zones
+        table = {}
+        for zone in zones.zones.values():
+            for pool in zone.pools.values():
+                for member in pool.members():
+                    table[member.key] = self._member_health(member)
+        self.version += 1
+        return HealthSnapshot(MappingProxyType(table), self.version)
+
+    def _member_health(self, member) -> MemberHealth:
+        if member.status != "up":
+            return MemberHealth(member.status, None, f"configured status {member.status} (overrides probes)")
+        if member.check is None:
+            return MemberHealth("up", None, "no check: configured status up")
+        target = self.targets.get((member.probe or member.address, member.check))
+        if target is None or target.state.up is None:
+            return MemberHealth("up", None, "not probed yet")
+        state = target.state
+        return MemberHealth("up" if state.up else "down", state.rtt, state.last_reason)
+
+    async def _run(self, target: Target) -> None:
+        check = target.check
+        # Spread the first probes a little so a large zone does not probe everything at once.
+        await asyncio.sleep(self._rng.uniform(0, min(check.interval, 1.0) * 0.1))
+        while True:
+            async with self._limit:
+                result = await run_probe(self.session, target.address, check)
+            state = target.state
+            was = state.up
+            changed = state.record(result.ok, result.reason, result.rtt, time.time())
+            if changed:
+                self._log_transition(target, was)
+            self._changed(changed)
+            delay = check.interval if state.up else check.down_interval
+            await asyncio.sleep(delay * self._rng.uniform(0.9, 1.1))
+
+    def _log_transition(self, target: Target, was: bool | None) -> None:
+        state = target.state
+        members = ", ".join(sorted(target.members))
+        if state.up:
+            how = "first probe" if was is None else f"{state.successes} success(es) in a row"
+            log.info("%s is UP (%s; %s); members: %s", target.label, state.last_reason, how, members)
+        else:
+            how = "first probe" if was is None else f"{state.failures} failure(s) in a row"
+            log.warning("%s is DOWN (%s; %s); members: %s", target.label, state.last_reason, how, members)
+
+    def _changed(self, state_changed: bool) -> None:
+        """Publish soon after a state change; after RTT changes alone, at most every second."""
+        loop = asyncio.get_running_loop()
+        if state_changed:
+            if not self._soon:
+                self._soon = True
+                loop.call_soon(self._publish)
+        elif self._later is None:
+            self._later = loop.call_later(RTT_PUBLISH_EVERY, self._publish)
+
+    def _publish(self) -> None:
+        self._soon = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        if self.zones is not None:
+            self.publish(self.snapshot())
+
+    async def close(self) -> None:
+        tasks = [t.task for t in self.targets.values() if t.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._later is not None:
+            self._later.cancel()
+        if self.session is not None:
+            await self.session.close()

@@ -1,0 +1,125 @@
+"""Probes: one HTTP(S) request or one TCP connect, timed, with a reason for every failure.
+
+A probe never raises: whatever the backend does (hang, refuse, reset, garbage, a huge body)
+comes back as a ProbeResult with ok=False and a short reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import aiohttp
+
+from gdns.zone.checks import Check
+
+BODY_LIMIT = 64 * 1024  # bytes of a response body read for a body check
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    ok: bool
+    reason: str
+    rtt: float | None = None  # seconds, for successful probes
+
+
+async def run_probe(session: aiohttp.ClientSession, address: str, check: Check) -> ProbeResult:
+    try:
+        if check.type == "tcp":
+            return await _tcp(address, check)
+        return await _http(session, address, check)
+    except Exception as exc:  # a probe must never take the monitor down
+        return ProbeResult(False, f"probe error: {type(exc).__name__}: {exc}"[:200])
+
+
+async def _tcp(address: str, check: Check) -> ProbeResult:
+    start = time.monotonic()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(address, check.port), check.timeout)
+    except TimeoutError:
+        return ProbeResult(False, f"timeout after {check.timeout:g}s")
+    except OSError as exc:
+        return ProbeResult(False, _os_reason(exc))
+    rtt = time.monotonic() - start
+    writer.close()
+    with contextlib.suppress(TimeoutError, OSError):
+        await asyncio.wait_for(writer.wait_closed(), 1)
+    return ProbeResult(True, "connected", rtt)
+
+
+async def _http(session: aiohttp.ClientSession, address: str, check: Check) -> ProbeResult:
+    host = f"[{address}]" if ":" in address else address
+    url = f"{check.type}://{host}:{check.port}{check.path}"
+    headers = dict(check.headers)
+    kwargs = {}
+    if check.host:
+        headers.setdefault("Host", check.host)
+        if check.type == "https":
+            kwargs["server_hostname"] = check.host
+    if check.type == "https":
+        kwargs["ssl"] = tls_context(check.verify, check.ca)
+    start = time.monotonic()
+    try:
+        async with session.request(
+            check.method,
+            url,
+            headers=headers,
+            allow_redirects=check.follow_redirects,
+            timeout=aiohttp.ClientTimeout(total=check.timeout),
+            **kwargs,
+        ) as response:
+            body = b""
+            if check.body is not None or check.body_regex is not None:
+                body = await response.content.read(BODY_LIMIT)
+            rtt = time.monotonic() - start
+            status = response.status
+    except TimeoutError:
+        return ProbeResult(False, f"timeout after {check.timeout:g}s")
+    except aiohttp.ClientConnectorCertificateError as exc:
+        return ProbeResult(False, f"TLS error: {exc.certificate_error}"[:200])
+    except aiohttp.ClientSSLError as exc:
+        return ProbeResult(False, f"TLS error: {exc}"[:200])
+    except aiohttp.ClientConnectorError as exc:
+        return ProbeResult(False, _os_reason(exc.os_error))
+    except aiohttp.ServerDisconnectedError:
+        return ProbeResult(False, "connection closed before a response")
+    except aiohttp.ClientPayloadError as exc:
+        return ProbeResult(False, f"bad response body: {exc}"[:200])
+    except aiohttp.ClientResponseError as exc:
+        return ProbeResult(False, f"bad response: {exc.message}"[:200])
+    except (aiohttp.ClientOSError, OSError) as exc:
+        return ProbeResult(False, _os_reason(exc))
+    if status not in check.expect:
+        return ProbeResult(False, f"status {status}")
+    if check.body is not None and check.body.encode() not in body:
+        return ProbeResult(False, f"body does not contain {check.body!r}")
+    if check.body_regex is not None and not re.search(check.body_regex, body.decode("utf-8", "replace")):
+        return ProbeResult(False, f"body does not match {check.body_regex!r}")
+    return ProbeResult(True, f"status {status}", rtt)
+
+
+def _os_reason(exc: BaseException | None) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if exc is None:
+        return "connection failed"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"connection failed: {text}"[:200]
+
+
+@lru_cache(maxsize=64)
+def tls_context(verify: bool, ca: str | None) -> ssl.SSLContext | bool:
+    """Verifying contexts are built once per (verify, CA bundle); verify=false skips checks."""
+    if not verify:
+        return False
+    context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    return context
