@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import aiohttp
 
-from gdns.health.probe import run_probe
+from gdns.health.probe import new_session, run_probe
 from gdns.health.snapshot import HealthSnapshot, MemberHealth
 from gdns.health.state import TargetState
 from gdns.zone.checks import Check
@@ -61,9 +61,7 @@ class HealthMonitor:
         self._rng = random.Random()
 
     async def start(self) -> None:
-        # One session for the process; no keep-alive, so every probe tests a real connection.
-        connector = aiohttp.TCPConnector(limit=self.concurrency, force_close=True)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self.session = new_session(self.concurrency)  # one session for the process
 
     def update(self, zones: ZoneSet) -> None:
         """Probe exactly what `zones` needs: start new targets, stop removed ones, keep the

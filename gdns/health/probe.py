@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import re
 import ssl
 import time
@@ -28,13 +29,20 @@ class ProbeResult:
     rtt: float | None = None  # seconds, for successful probes
 
 
+def new_session(limit: int = 64) -> aiohttp.ClientSession:
+    """The one session probes share. No keep-alive, so every probe tests a real connection;
+    no decompression, so a body check never inflates a compressed bomb."""
+    connector = aiohttp.TCPConnector(limit=limit, force_close=True)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
 async def run_probe(session: aiohttp.ClientSession, address: str, check: Check) -> ProbeResult:
     try:
         if check.type == "tcp":
             return await _tcp(address, check)
         return await _http(session, address, check)
     except Exception as exc:  # a probe must never take the monitor down
-        return ProbeResult(False, f"probe error: {type(exc).__name__}: {exc}"[:200])
+        return ProbeResult(False, _line(f"probe error: {type(exc).__name__}: {exc}"))
 
 
 async def _tcp(address: str, check: Check) -> ProbeResult:
@@ -56,9 +64,15 @@ async def _http(session: aiohttp.ClientSession, address: str, check: Check) -> P
     host = f"[{address}]" if ":" in address else address
     url = f"{check.type}://{host}:{check.port}{check.path}"
     headers = dict(check.headers)
+    given = {name.lower() for name in headers}
+    if "accept-encoding" not in given:
+        # The session does not decompress (no bombs), so ask for the body as it is: a
+        # backend that compresses what the client accepts would fail every body check.
+        headers["Accept-Encoding"] = "identity"
     kwargs = {}
     if check.host:
-        headers.setdefault("Host", check.host)
+        if "host" not in given:
+            headers["Host"] = check.host
         if check.type == "https":
             kwargs["server_hostname"] = check.host
     if check.type == "https":
@@ -75,23 +89,23 @@ async def _http(session: aiohttp.ClientSession, address: str, check: Check) -> P
         ) as response:
             body = b""
             if check.body is not None or check.body_regex is not None:
-                body = await response.content.read(BODY_LIMIT)
+                body = await _read_body(response.content)
             rtt = time.monotonic() - start
             status = response.status
     except TimeoutError:
         return ProbeResult(False, f"timeout after {check.timeout:g}s")
     except aiohttp.ClientConnectorCertificateError as exc:
-        return ProbeResult(False, f"TLS error: {exc.certificate_error}"[:200])
+        return ProbeResult(False, _line(f"TLS error: {exc.certificate_error}"))
     except aiohttp.ClientSSLError as exc:
-        return ProbeResult(False, f"TLS error: {exc}"[:200])
+        return ProbeResult(False, _line(f"TLS error: {exc}"))
     except aiohttp.ClientConnectorError as exc:
         return ProbeResult(False, _os_reason(exc.os_error))
     except aiohttp.ServerDisconnectedError:
         return ProbeResult(False, "connection closed before a response")
     except aiohttp.ClientPayloadError as exc:
-        return ProbeResult(False, f"bad response body: {exc}"[:200])
+        return ProbeResult(False, _line(f"bad response body: {exc}"))
     except aiohttp.ClientResponseError as exc:
-        return ProbeResult(False, f"bad response: {exc.message}"[:200])
+        return ProbeResult(False, _line(f"bad response: {exc.message}"))
     except (aiohttp.ClientOSError, OSError) as exc:
         return ProbeResult(False, _os_reason(exc))
     if status not in check.expect:
@@ -103,17 +117,35 @@ async def _http(session: aiohttp.ClientSession, address: str, check: Check) -> P
     return ProbeResult(True, f"status {status}", rtt)
 
 
+async def _read_body(content: aiohttp.StreamReader) -> bytes:
+    """Up to BODY_LIMIT bytes: one read() returns only what has arrived so far."""
+    body = b""
+    while len(body) < BODY_LIMIT:
+        chunk = await content.read(BODY_LIMIT - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return body
+
+
 def _os_reason(exc: BaseException | None) -> str:
-    if isinstance(exc, ConnectionRefusedError):
+    # aiohttp wraps socket errors in ClientOSError, which keeps the errno but not the subclass
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, ConnectionRefusedError) or code == errno.ECONNREFUSED:
         return "connection refused"
-    if isinstance(exc, ConnectionResetError):
+    if isinstance(exc, ConnectionResetError) or code == errno.ECONNRESET:
         return "connection reset"
     if isinstance(exc, TimeoutError):
         return "timeout"
     if exc is None:
         return "connection failed"
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return f"connection failed: {text}"[:200]
+    return _line(f"connection failed: {text}")
+
+
+def _line(text: str) -> str:
+    """A reason is one short line: it goes to logs and the status page."""
+    return " ".join(text.split())[:200]
 
 
 @lru_cache(maxsize=64)

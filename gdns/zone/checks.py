@@ -51,6 +51,11 @@ class CheckModel(Strict):
     follow_redirects: bool = False
 
 
+_HTTP_ONLY = frozenset(
+    {"path", "method", "host", "expect", "body", "body_regex", "headers", "verify", "ca", "follow_redirects"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """A compiled check. Two members probed with equal checks at one address share a probe."""
@@ -75,17 +80,15 @@ class Check:
     name: str = field(default="", compare=False)  # for people: not part of its identity
 
 
-def compile_checks(compiler, data: Any) -> dict[str, Check]:
+def compile_checks(compiler, data: Any) -> dict[str, Check | None]:
+    """Every check by name; None for a check with errors (reported here, once)."""
     if data is None:
         return {}
     if not isinstance(data, dict):
-        compiler.error(("checks",), "expected a mapping of check names to checks")
-        return {}
+        return {}  # already reported by the zone model ("expected a mapping"): once is enough
     out = {}
     for name, body in data.items():
-        check = _compile_one(compiler, ("checks", name), name, body)
-        if check is not None:
-            out[name] = check
+        out[name] = _compile_one(compiler, ("checks", name), name, body)
     return out
 
 
@@ -100,9 +103,14 @@ def _compile_one(compiler, base: Path, name: str, body: Any) -> Check | None:
     if port is None:
         err(base, "a tcp check needs a 'port'")
     if model.type == "tcp":
-        for key in ("host", "expect", "body", "body_regex", "ca"):
-            if getattr(model, key) is not None:
+        # Any HTTP key given, even at its default value, would be silently ignored.
+        for key in CheckModel.model_fields:
+            if key in _HTTP_ONLY and key in model.model_fields_set:
                 err(base + (key,), f"'{key}' is for http and https checks, not tcp", key=True)
+    elif model.method == "HEAD":
+        for key in ("body", "body_regex"):
+            if getattr(model, key) is not None:
+                err(base + (key,), f"a HEAD response has no body: '{key}' needs method GET", key=True)
     if not model.path.startswith("/"):
         err(base + ("path",), f"path must start with '/', got {model.path!r}")
     if model.timeout >= model.interval:

@@ -173,18 +173,23 @@ def compile_pool(
 
 
 def _check_of(err, mpath: Path, gpath: Path, base: Path, member, group, pool, checks: dict):
-    """The member's check: its own, else its group's, else the pool's ("none" stops it)."""
+    """The member's check: its own, else its group's, else the pool's ("none" stops it).
+
+    `checks` maps each name under `checks:` to its Check, or to None when that check has
+    errors of its own (already reported: calling it unknown too would mislead)."""
     for path, level in ((mpath, member), (gpath, group), (base, pool)):
         name = level.check
         if name is None:
             continue
         if name == "none":
-            return None, None
+            break
         if name not in checks:
             known = ", ".join(sorted(checks)) or "none defined under 'checks:'"
             hint = difflib.get_close_matches(name, list(checks), n=1)
             more = f" (did you mean {hint[0]!r}?)" if hint else f" (checks: {known})"
             err(path + ("check",), f"unknown check {name!r}{more}")
+            return None, None
+        if checks[name] is None:
             return None, None
         probe = None
         if member.probe is not None:
