@@ -4,7 +4,9 @@ the engine never probes. They meet only at the snapshot, which is replaced whole
 
 - Identical probes (same address and check) run once, however many pools use them.
 - A global concurrency limit and jittered intervals keep probe load smooth; a target that is
-  down is probed every `down_interval` (twice the interval by default), not hammered.
+  down and failing is probed every `down_interval` (twice the interval by default), not
+  hammered; after its first success the normal interval resumes, so recovery takes
+  about `down_interval + rise x interval`.
 - A human override beats automation: a member whose zone `status` is down or drain stays so.
 """
 
@@ -133,7 +135,9 @@ class HealthMonitor:
             if changed:
                 self._log_transition(target, was)
             self._changed(changed)
-            delay = check.interval if state.up else check.down_interval
+            # A failing target is probed at the slower down_interval; once it answers again,
+            # the normal interval confirms the recovery without delay.
+            delay = check.interval if state.up or state.successes else check.down_interval
             await asyncio.sleep(delay * self._rng.uniform(0.9, 1.1))
 
     def _log_transition(self, target: Target, was: bool | None) -> None:
