@@ -9,7 +9,8 @@ flip to the first answer that follows it (the backup when failing over, the prim
 recovering), and prints min/median/max with the bounds the hysteresis promises:
 
     failover <= interval x fall + interval
-    recovery <= down_interval x rise + down_interval   (down_interval defaults to 2 x interval)
+    recovery <= down_interval + interval x rise + interval   (down_interval defaults to 2 x interval;
+                                                           after the first success the interval resumes)
 
 Flips are spaced by a random fraction of an interval so they land at different points of
 the probe cycle. Every wait is bounded; all traffic stays on 127.0.0.0/8.
@@ -151,7 +152,7 @@ def main() -> int:
         parser.error("--flips must be 1-100 and --interval 0.05-10")
     down_interval = args.down_interval or 2 * args.interval
     failover_bound = args.interval * args.fall + args.interval
-    recovery_bound = down_interval * args.rise + down_interval
+    recovery_bound = down_interval + args.interval * args.rise + args.interval
     limit = 5 * max(failover_bound, recovery_bound)
 
     primary, backup = Backend(PRIMARY), Backend(BACKUP)
