@@ -275,8 +275,13 @@ def test_the_example_pools_compile():
         "lucky": "random",
         "edge": "latency",
         "maintenance": "weighted",
+        "web": "failover",
     }
     assert {p.strategy for p in zone.pools.values()} == set(STRATEGIES)
+    # A health check sends real traffic: the example's checked members are on loopback only.
+    probed = [m.probe or m.address for p in zone.pools.values() for m in p.members() if m.check]
+    assert probed == ["127.0.0.21", "127.0.0.22"]
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network("127.0.0.0/8") for a in probed)
 
 
 # -- positions -------------------------------------------------------------------------------
