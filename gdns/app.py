@@ -108,11 +108,19 @@ class App:
         self._stop = asyncio.Event()
         self.monitor: HealthMonitor | None = None
 
-    def set_zones(self, zones) -> None:
+    async def set_zones(self, zones) -> None:
+        """Swap in reloaded zones. Probes of targets that stay keep their state; new targets
+        get a first probe round (bounded like the one at start-up) while the old zones keep
+        answering, so a reload never answers a new member on a guess."""
+        self.monitor.hold()  # snapshots of the new zones wait for the swap below
+        try:
+            self.monitor.update(zones)
+            if any(t.state.up is None for t in self.monitor.targets.values()):
+                await self.monitor.first_round(self.settings.first_probe_deadline)
+        finally:
+            self.monitor.release()
         # Both swaps happen on the loop thread with no await between them, so every query
-        # sees the old zones with the old health, or the new with the new. Probes of members
-        # that stay keep their state; new ones start now.
-        self.monitor.update(zones)
+        # sees the old zones with the old health, or the new with the new.
         self.engine.health = self.monitor.snapshot(zones)
         self.engine.zones = zones
 

@@ -61,6 +61,7 @@ class HealthMonitor:
         self._soon = False
         self._later: asyncio.TimerHandle | None = None
         self._rng = random.Random()
+        self._held = False
 
     async def start(self) -> None:
         self.session = new_session(self.concurrency)  # one session for the process
@@ -160,12 +161,19 @@ class HealthMonitor:
         elif self._later is None:
             self._later = loop.call_later(RTT_PUBLISH_EVERY, self._publish)
 
+    def hold(self) -> None:
+        """Stop publishing (a reload is probing new targets before its zones are served)."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+
     def _publish(self) -> None:
         self._soon = False
         if self._later is not None:
             self._later.cancel()
             self._later = None
-        if self.zones is not None:
+        if self.zones is not None and not self._held:
             self.publish(self.snapshot())
 
     async def close(self) -> None:

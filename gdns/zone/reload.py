@@ -9,9 +9,10 @@ stat calls per interval.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gdns.zone.errors import ZoneError, ZoneLoadError
@@ -33,7 +34,11 @@ class ReloadResult:
 
 class ZoneReloader:
     def __init__(
-        self, folder: str, apply: Callable[[ZoneSet], None], interval: float = 2.0, geoip: bool = False
+        self,
+        folder: str,
+        apply: Callable[[ZoneSet], Awaitable[None] | None],
+        interval: float = 2.0,
+        geoip: bool = False,
     ):
         self.folder = folder
         self.geoip = geoip
@@ -75,7 +80,9 @@ class ZoneReloader:
                 )
                 self.last = ReloadResult(False, time.time(), tuple(exc.errors))
                 return self.last
-            self.apply(zones)
+            applied = self.apply(zones)
+            if inspect.isawaitable(applied):  # the app probes new members before the swap
+                await applied
             names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
             log.info("zones reloaded (%s): %s", reason, names)
             self.last = ReloadResult(True, time.time(), zones=len(zones))

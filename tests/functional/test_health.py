@@ -545,3 +545,30 @@ def test_member_is_probed_at_its_probe_address(tmp_path, start_server, backend):
         assert answered(server, "www.hc.example", tcp) == {"192.0.2.10", "192.0.2.11"}
     b.status = 500  # the probe address fails: the member it stands for leaves the answers
     assert wait_for(lambda: answered(server, "www.hc.example") == {"192.0.2.11"}, timeout=3)
+
+
+def test_a_member_added_by_reload_is_probed_before_it_is_answered(tmp_path, start_server, backend):
+    """A reload gives new targets a first probe round before its zones are served, so a
+    failing new member is never answered, not even in the moment after the swap."""
+    b = backend("127.0.0.30")
+    b.status = 503
+    checks = {"c": check(b, 0.2, timeout=0.1)}
+
+    def write(with_new: bool) -> None:
+        members = [member("127.0.0.31")] + ([member("127.0.0.30", check="c")] if with_new else [])
+        write_zone(tmp_path, "hc.example", {"www": {"answers": 2, "members": members}}, checks)
+
+    write(with_new=False)
+    server = start_server(tmp_path, "--reload-interval", "0.05")
+    mark = len(server.lines)
+    write(with_new=True)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not server.wait_for_log("zones reloaded", 0.01, start=mark):
+        seen |= answered(server, "www.hc.example")
+    for _ in range(20):  # and right after the swap
+        seen |= answered(server, "www.hc.example")
+    assert server.wait_for_log("zones reloaded", 2, start=mark)
+    assert server.wait_for_log("is DOWN (status 503; first probe)", 2, start=mark)
+    assert seen == {"127.0.0.31"}
+    assert b.requests >= 1
