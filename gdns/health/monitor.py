@@ -121,7 +121,7 @@ class HealthMonitor:
         if target is None or target.state.up is None:
             return MemberHealth("up", None, "not probed yet")
         state = target.state
-        return MemberHealth("up" if state.up else "down", state.rtt, state.last_reason)
+        return MemberHealth("up" if state.up else "down", state.rtt, state.last_reason, state.since)
 
     async def _run(self, target: Target) -> None:
         check = target.check

@@ -14,6 +14,7 @@ class MemberHealth:
     state: str  # "up" | "down" | "drain"
     rtt: float | None = None  # smoothed round-trip time in seconds; None = not measured
     reason: str = "configured"
+    since: float | None = None  # wall-clock time of the last up/down change, when probed
 
     @property
     def eligible(self) -> bool:
@@ -34,12 +35,13 @@ class HealthSnapshot:
 
     @classmethod
     def from_zones(cls, zones: ZoneSet, version: int = 0) -> HealthSnapshot:
-        """Until probes exist, each member's state is its configured `status`."""
+        """Configured statuses only, with no probing (what `gdns explain` works from)."""
         table = {}
         for zone in zones.zones.values():
             for pool in zone.pools.values():
                 for member in pool.members():
-                    table[member.key] = MemberHealth(
-                        member.status, None, f"configured status {member.status}"
-                    )
+                    reason = f"configured status {member.status}"
+                    if member.check is not None and member.status == "up":
+                        reason += f"; check {member.check.name or member.check.type} not probed here"
+                    table[member.key] = MemberHealth(member.status, None, reason)
         return cls(MappingProxyType(table), version)

@@ -237,6 +237,7 @@ def test_snapshot_overrides_probes_and_reasons():
                 unprobed = await monitor.first_round(0.5)
                 return unprobed, monitor.snapshot(), monitor.version
 
+    began = time.time()
     unprobed, snap, version = asyncio.run(main())
     assert unprobed == 1  # the hanging backend has not answered by the deadline
     key = "www.example.com./{}".format
@@ -248,8 +249,9 @@ def test_snapshot_overrides_probes_and_reasons():
     assert snap.get(key("a/192.0.2.11")).reason == "configured status drain (overrides probes)"
     down = snap.get(key("b/127.0.0.2"))
     assert (down.state, down.reason, down.rtt) == ("down", "status 503", None)
+    assert began <= up.since <= time.time() and began <= down.since <= time.time()  # last change
     waiting = snap.get(key("c/127.0.0.3"))
-    assert (waiting.state, waiting.reason) == ("up", "not probed yet")
+    assert (waiting.state, waiting.reason, waiting.since) == ("up", "not probed yet", None)
     assert (snap.get(key("c/192.0.2.30")).state, snap.get(key("c/192.0.2.30")).reason) == (
         "up",
         "no check: configured status up",
