@@ -10,13 +10,19 @@ import signal
 import socket
 import time
 
+from aiohttp import web
+
 from gdns.answer.engine import Engine
 from gdns.health.monitor import HealthMonitor
+from gdns.health.overrides import OverrideError, Overrides
 from gdns.health.snapshot import HealthSnapshot
 from gdns.server.handler import Handler
 from gdns.server.tcp import TCPLimits, TCPProtocol
 from gdns.server.udp import UDPProtocol
 from gdns.settings import Settings
+from gdns.web import metrics
+from gdns.web.app import is_loopback, make_app
+from gdns.web.recent import RecentAnswers
 from gdns.zone.loader import load_folder
 from gdns.zone.reload import ZoneReloader
 
@@ -107,6 +113,12 @@ class App:
         self.addresses: list[tuple[str, int]] = []
         self._stop = asyncio.Event()
         self.monitor: HealthMonitor | None = None
+        self.ready = False
+        self.not_ready_reason = "loading zones"
+        self.recent = RecentAnswers()
+        self.loaded_at: float | None = None
+        self.web_runner: web.AppRunner | None = None
+        self.web_address: tuple[str, int] | None = None
 
     async def set_zones(self, zones) -> None:
         """Swap in reloaded zones. Probes of targets that stay keep their state; new targets
@@ -132,9 +144,15 @@ class App:
         s = self.settings
         geo = open_geoip(s.geoip_db) if s.geoip_db else None
         zones = load_folder(s.zones, geoip=geo is not None)  # ZoneLoadError: the caller prints all
+        try:
+            overrides = Overrides(s.state_file)
+        except OverrideError as exc:
+            raise StartupError(str(exc)) from None
         pairs = self._bind()  # fail fast on a busy port, before any probing
         try:
-            await self._first_probe_round(zones)
+            await self._start_web()
+            self.not_ready_reason = "first probe round in progress"
+            await self._first_probe_round(zones, overrides)
         except BaseException:
             for pair in pairs:
                 for sock in pair:
@@ -143,7 +161,7 @@ class App:
         self.engine = Engine(
             zones, version=s.chaos_version, identity=s.chaos_id, geo=geo, health=self.monitor.snapshot(zones)
         )
-        handler = Handler(self.engine, s.max_udp_size)
+        handler = Handler(self.engine, s.max_udp_size, self.recent)
         limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
         loop = asyncio.get_running_loop()
         for tcp, udp in pairs:
@@ -156,8 +174,46 @@ class App:
             shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             log.info("listening on %s (udp, tcp)", shown)
         self.reloader = ZoneReloader(s.zones, self.set_zones, s.reload_interval, geoip=geo is not None)
+        self.reloader.observer = self._reloaded
         names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
         log.info("serving %d zone(s): %s", len(zones), names)
+        self._loaded(len(zones))
+        self.ready, self.not_ready_reason = True, ""
+
+    def _loaded(self, count: int) -> None:
+        self.loaded_at = time.time()
+        metrics.LAST_RELOAD.set(self.loaded_at)
+        metrics.ZONES.set(count)
+
+    def _reloaded(self, result) -> None:
+        metrics.RELOADS.labels("success" if result.ok else "failure").inc()
+        if result.ok:
+            self._loaded(result.zones)
+
+    async def _start_web(self) -> None:
+        s = self.settings
+        if s.web is None:
+            return
+        host, port = s.web
+        if not is_loopback(host) and not s.admin_token:
+            raise StartupError(
+                f"refusing to serve the web side on {host}:{port}, beyond loopback, without an admin "
+                "token (--admin-token-file or GDNS_ADMIN_TOKEN)"
+            )
+        self.web_runner = web.AppRunner(make_app(self, s.admin_token), access_log=None)
+        await self.web_runner.setup()
+        try:
+            site = web.TCPSite(self.web_runner, host, port, reuse_address=True)
+            await site.start()
+        except OSError as exc:
+            await self.web_runner.cleanup()
+            self.web_runner = None
+            raise StartupError(
+                _bind_message(host, port, exc).replace("listen on", "serve the web side on")
+            ) from None
+        self.web_address = self.web_runner.addresses[0][:2]
+        shown = f"[{self.web_address[0]}]" if ":" in self.web_address[0] else self.web_address[0]
+        log.info("web side on http://%s:%d/ (metrics, status, API)", shown, self.web_address[1])
 
     def _bind(self) -> list[tuple[socket.socket, socket.socket]]:
         s = self.settings
@@ -175,10 +231,10 @@ class App:
                 raise
         return pairs
 
-    async def _first_probe_round(self, zones) -> None:
+    async def _first_probe_round(self, zones, overrides: Overrides) -> None:
         """Probe every member once before answering, so the first pool answers are not
         guesses; at the deadline, members still unprobed count as up until they are."""
-        self.monitor = HealthMonitor(self.set_health)
+        self.monitor = HealthMonitor(self.set_health, overrides=overrides, observer=metrics.ProbeObserver())
         await self.monitor.start()
         self.monitor.update(zones)
         if not self.monitor.targets:
@@ -216,6 +272,8 @@ class App:
     async def close(self) -> None:
         if self.monitor is not None:
             await self.monitor.close()
+        if self.web_runner is not None:
+            await self.web_runner.cleanup()
         for transport in self.transports:
             transport.close()
         for server in self.servers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,26 @@ def _listen(text: str) -> tuple[str, int]:
         return parse_listen(text)
     except SettingsError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _listen_web(text: str) -> tuple[str, int]:
+    try:
+        return parse_listen(text, default_port=8053)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _admin_token(args: argparse.Namespace) -> str | None:
+    """From --admin-token-file, else GDNS_ADMIN_TOKEN; surrounding blanks are not part of it."""
+    if args.admin_token_file:
+        try:
+            token = Path(args.admin_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"admin token file {args.admin_token_file}: {exc.strerror or exc}") from None
+        if not token:
+            raise SettingsError(f"admin token file {args.admin_token_file} is empty")
+        return token
+    return os.environ.get("GDNS_ADMIN_TOKEN", "").strip() or None
 
 
 def _positive(kind):
@@ -102,6 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="GeoIP2/GeoLite2 City or Country database (.mmdb) for geo rules by country, "
         "continent or distance",
+    )
+    serve.add_argument(
+        "--web",
+        type=_listen_web,
+        default=("127.0.0.1", 8053),
+        metavar="HOST:PORT",
+        help="serve /metrics, /healthz, /readyz, /status and the API here (default: 127.0.0.1:8053)",
+    )
+    serve.add_argument("--no-web", action="store_true", help="no web side at all")
+    serve.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        help="bearer token for the admin API (or set GDNS_ADMIN_TOKEN); without one the admin API is off",
+    )
+    serve.add_argument(
+        "--state-file",
+        metavar="FILE",
+        help="keep operator overrides (force up/down, drain) here so they survive restarts",
     )
     serve.add_argument(
         "--first-probe-deadline",
@@ -220,6 +259,11 @@ def serve(args: argparse.Namespace) -> int:
     from gdns.app import App, StartupError  # imported late: `check` does not need asyncio
 
     listen = tuple(args.listen or (parse_listen(a) for a in DEFAULT_LISTEN))
+    try:
+        token = _admin_token(args)
+    except SettingsError as exc:
+        print(f"gdns: error: {exc}", file=sys.stderr)
+        return 1
     settings = Settings(
         zones=args.zones,
         listen=listen,
@@ -232,6 +276,9 @@ def serve(args: argparse.Namespace) -> int:
         chaos_id=args.chaos_id,
         geoip_db=args.geoip_db,
         first_probe_deadline=args.first_probe_deadline,
+        web=None if args.no_web else args.web,
+        admin_token=token,
+        state_file=args.state_file,
     )
     try:
         asyncio.run(App(settings).run())

@@ -46,4 +46,7 @@ class Settings:
     chaos_version: str | None = None
     chaos_id: str | None = None
     first_probe_deadline: float = 5.0  # seconds to wait for the first probe round at start-up
+    web: tuple[str, int] | None = ("127.0.0.1", 8053)  # None: no web side
+    admin_token: str | None = None
+    state_file: str | None = None  # operator overrides survive restarts here
     geoip_db: str | None = None  # a GeoIP2/GeoLite2 City or Country database (.mmdb)

@@ -19,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ZONES = ROOT / "zones"
+_WEB = re.compile(r"web side on (http://[^/\s]+)/")
 _LISTEN = re.compile(r"listening on (\[?[0-9a-f.:]+\]?):(\d+) \(udp, tcp\)")
 
 
@@ -28,12 +29,15 @@ class GdnsServer:
     def __init__(self, zones: Path, *extra: str, ipv6: bool = False, timeout: float = 15.0):
         self.zones = zones
         listen = ["--listen", "127.0.0.1:0"] + (["--listen", "[::1]:0"] if ipv6 else [])
+        if "--web" not in extra and "--no-web" not in extra:
+            listen += ["--web", "127.0.0.1:0"]  # an ephemeral port: servers run side by side
         cmd = [sys.executable, "-m", "gdns", "serve", "--zones", str(zones), *listen, *extra]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT
         )
         self.lines: list[str] = []
         self.addresses: list[tuple[str, int]] = []
+        self.web: str | None = None  # http://127.0.0.1:PORT
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -47,6 +51,9 @@ class GdnsServer:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.lines.append(line)
+            web = _WEB.search(line)
+            if web:
+                self.web = web.group(1)
             match = _LISTEN.search(line)
             if match:
                 self.addresses.append((match.group(1).strip("[]"), int(match.group(2))))

@@ -22,6 +22,7 @@ from types import MappingProxyType
 
 import aiohttp
 
+from gdns.health.overrides import Overrides
 from gdns.health.probe import new_session, run_probe
 from gdns.health.snapshot import HealthSnapshot, MemberHealth
 from gdns.health.state import TargetState
@@ -50,8 +51,16 @@ class Target:
 
 
 class HealthMonitor:
-    def __init__(self, publish: Callable[[HealthSnapshot], None], concurrency: int = 64):
+    def __init__(
+        self,
+        publish: Callable[[HealthSnapshot], None],
+        concurrency: int = 64,
+        overrides: Overrides | None = None,
+        observer=None,
+    ):
         self.publish = publish
+        self.overrides = overrides or Overrides()
+        self.observer = observer  # gets probe results and transitions (metrics)
         self.concurrency = concurrency
         self.targets: dict[TargetKey, Target] = {}
         self.zones: ZoneSet | None = None
@@ -113,6 +122,10 @@ class HealthMonitor:
         return HealthSnapshot(MappingProxyType(table), self.version)
 
     def _member_health(self, member) -> MemberHealth:
+        forced = self.overrides.table.get(member.key)
+        if forced is not None:
+            state = forced["state"]
+            return MemberHealth(state, self._rtt(member), f"operator override: {state}", forced["since"])
         if member.status != "up":
             return MemberHealth(member.status, None, f"configured status {member.status} (overrides probes)")
         if member.check is None:
@@ -123,18 +136,38 @@ class HealthMonitor:
         state = target.state
         return MemberHealth("up" if state.up else "down", state.rtt, state.last_reason, state.since)
 
+    def _rtt(self, member) -> float | None:
+        if member.check is None:
+            return None
+        target = self.targets.get((member.probe or member.address, member.check))
+        return target.state.rtt if target is not None else None
+
+    def target_of(self, member) -> Target | None:
+        if member.check is None:
+            return None
+        return self.targets.get((member.probe or member.address, member.check))
+
+    def republish(self) -> None:
+        """Publish now (an override changed)."""
+        self._publish()
+
     async def _run(self, target: Target) -> None:
         check = target.check
         # Spread the first probes a little so a large zone does not probe everything at once.
         await asyncio.sleep(self._rng.uniform(0, min(check.interval, 1.0) * 0.1))
         while True:
             async with self._limit:
+                began = time.monotonic()
                 result = await run_probe(self.session, target.address, check)
+                took = time.monotonic() - began
             state = target.state
             was = state.up
             changed = state.record(result.ok, result.reason, result.rtt, time.time())
             if changed:
                 self._log_transition(target, was)
+            if self.observer is not None:
+                now_up = state.up if changed else None
+                self.observer.probed(check.type, result.ok, result.reason, took, now_up)
             self._changed(changed)
             # A failing target is probed at the slower down_interval; once it answers again,
             # the normal interval confirms the recovery without delay.

@@ -46,6 +46,7 @@ class ZoneReloader:
         self.interval = interval
         self.seen = fingerprint(folder)
         self.last: ReloadResult | None = None
+        self.observer: Callable[[ReloadResult], None] | None = None  # metrics
         self._lock = asyncio.Lock()
 
     async def watch(self) -> None:
@@ -79,6 +80,8 @@ class ZoneReloader:
                     len(exc.errors),
                 )
                 self.last = ReloadResult(False, time.time(), tuple(exc.errors))
+                if self.observer is not None:
+                    self.observer(self.last)
                 return self.last
             applied = self.apply(zones)
             if inspect.isawaitable(applied):  # the app probes new members before the swap
@@ -86,4 +89,6 @@ class ZoneReloader:
             names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
             log.info("zones reloaded (%s): %s", reason, names)
             self.last = ReloadResult(True, time.time(), zones=len(zones))
+            if self.observer is not None:
+                self.observer(self.last)
             return self.last

@@ -1,0 +1,173 @@
+"""Prometheus metrics: one `gdns_` namespace, units in names, only bounded labels (query
+types are folded into a fixed set; pools, groups and members come from the zone files;
+never a query name or a client address)."""
+
+from __future__ import annotations
+
+import platform
+import re
+
+from dnslib import QTYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+
+from gdns import __version__
+
+disable_created_metrics()  # *_created series double the output and no dashboard reads them
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+QUERIES = Counter(
+    "gdns_dns_queries_total", "DNS queries received.", ["transport", "family", "type"], registry=REGISTRY
+)
+RESPONSES = Counter("gdns_dns_responses_total", "DNS responses sent, by rcode.", ["rcode"], registry=REGISTRY)
+TRUNCATED = Counter(
+    "gdns_dns_truncated_responses_total", "UDP responses sent with TC set.", registry=REGISTRY
+)
+DROPPED = Counter(
+    "gdns_dns_dropped_queries_total",
+    "Packets dropped without a reply (no header, or a response).",
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "gdns_dns_answer_duration_seconds",
+    "Time to decode, answer and encode one query.",
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+    registry=REGISTRY,
+)
+POOL_ANSWERS = Counter(
+    "gdns_pool_answers_total",
+    "Addresses given in pool answers, by pool, group and member.",
+    ["pool", "group", "member"],
+    registry=REGISTRY,
+)
+POOL_ALL_DOWN = Counter(
+    "gdns_pool_all_down_answers_total",
+    "Pool answers made by when_all_down, by pool and policy.",
+    ["pool", "policy"],
+    registry=REGISTRY,
+)
+CHECKS = Counter(
+    "gdns_health_checks_total",
+    "Health probes run, by result and reason class.",
+    ["result", "reason"],
+    registry=REGISTRY,
+)
+TRANSITIONS = Counter(
+    "gdns_health_transitions_total", "Health state changes of probe targets.", ["to"], registry=REGISTRY
+)
+PROBE_DURATION = Histogram(
+    "gdns_health_probe_duration_seconds",
+    "Duration of health probes, successful or not.",
+    ["type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+RELOADS = Counter("gdns_zone_reloads_total", "Zone reloads, by result.", ["result"], registry=REGISTRY)
+LAST_RELOAD = Gauge(
+    "gdns_zone_last_reload_success_timestamp_seconds",
+    "Unix time of the last successful zone load.",
+    registry=REGISTRY,
+)
+ZONES = Gauge("gdns_zones", "Zones being served.", registry=REGISTRY)
+BUILD = Info("gdns_build", "Version of gdns and of Python.", registry=REGISTRY)
+BUILD.info({"version": __version__, "python": platform.python_version()})
+
+_RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+_TYPES = frozenset(
+    {
+        "A",
+        "AAAA",
+        "CNAME",
+        "MX",
+        "TXT",
+        "NS",
+        "SOA",
+        "SRV",
+        "CAA",
+        "PTR",
+        "ANY",
+        "DS",
+        "DNSKEY",
+        "HTTPS",
+        "SVCB",
+        "NAPTR",
+        "AXFR",
+        "IXFR",
+    }
+)
+_REASONS = (
+    ("timeout", re.compile(r"^timeout")),
+    ("refused", re.compile(r"refused")),
+    ("reset", re.compile(r"reset|closed")),
+    ("status", re.compile(r"^status \d")),
+    ("body", re.compile(r"^body")),
+    ("tls", re.compile(r"^TLS")),
+)
+
+
+def type_label(qtype: int | None) -> str:
+    if qtype is None:
+        return "none"
+    name = QTYPE.get(qtype, None)
+    return name if isinstance(name, str) and name in _TYPES else "other"
+
+
+def rcode_label(rcode: int) -> str:
+    return _RCODES.get(rcode, "BADVERS" if rcode == 16 else "other")
+
+
+def reason_class(ok: bool, reason: str) -> str:
+    if ok:
+        return "ok"
+    for name, pattern in _REASONS:
+        if pattern.search(reason):
+            return name
+    return "error"
+
+
+class ProbeObserver:
+    """Counts what the HealthMonitor reports: probe results, durations, transitions."""
+
+    def probed(self, kind: str, ok: bool, reason: str, seconds: float, now_up: bool | None) -> None:
+        CHECKS.labels("success" if ok else "failure", reason_class(ok, reason)).inc()
+        PROBE_DURATION.labels(kind).observe(seconds)
+        if now_up is not None:
+            TRANSITIONS.labels("up" if now_up else "down").inc()
+
+
+class MemberCollector:
+    """gdns_member_up and gdns_member_override, read from the current zones and health
+    snapshot at scrape time (so they are never stale and cost nothing between scrapes)."""
+
+    def __init__(self, state):
+        self.state = state  # anything with .engine (zones, health) and .monitor (overrides)
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily(
+            "gdns_member_up",
+            "1 when the member may be given in answers (up), 0 when down or drained.",
+            labels=["pool", "group", "member"],
+        )
+        forced = GaugeMetricFamily(
+            "gdns_member_override",
+            "1 for each operator override (up, down or drain) in force.",
+            labels=["pool", "group", "member", "state"],
+        )
+        engine = getattr(self.state, "engine", None)
+        monitor = getattr(self.state, "monitor", None)
+        if engine is not None:
+            for zone in engine.zones.zones.values():
+                for pool in zone.pools.values():
+                    for group in pool.groups:
+                        for member in group.members:
+                            labels = [pool.name, group.name, member.address]
+                            up.add_metric(labels, 1.0 if engine.health.get(member.key).eligible else 0.0)
+                            state = monitor.overrides.get(member.key) if monitor else None
+                            if state:
+                                forced.add_metric(labels + [state], 1.0)
+        yield up
+        yield forced
