@@ -38,7 +38,12 @@ class Overrides:
         good = {}
         for key, entry in table.items():
             if isinstance(entry, dict) and entry.get("state") in STATES:
-                good[key] = {"state": entry["state"], "since": float(entry.get("since", 0))}
+                since = entry.get("since")
+                # A hand-edited entry with a bad time still holds; only its "since" is lost.
+                ok = isinstance(since, int | float) and not isinstance(since, bool) and since == since
+                good[key] = {"state": entry["state"], "since": float(since) if ok else 0.0}
+            else:
+                log.warning("state file %s: ignoring the override of %s: %r", path, key, entry)
         return good
 
     def get(self, key: str) -> str | None:

@@ -45,7 +45,7 @@ def make_app(state, token: str | None) -> web.Application:
     app.router.add_post("/api/v1/overrides", override_set)
     app.router.add_delete("/api/v1/overrides", override_clear)
     app.router.add_get("/status", status_page)
-    app.router.add_get("/", lambda request: web.HTTPFound("/status"))
+    app.router.add_get("/", root)
     return app
 
 
@@ -60,7 +60,11 @@ async def _json_errors(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        return _error(exc.status, exc.reason)
+        response = _error(exc.status, exc.reason)
+        for name in ("WWW-Authenticate", "Allow"):  # a 401 or 405 is incomplete without them
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
 
 
 def _error(status: int, message: str, **extra) -> web.Response:
@@ -228,8 +232,9 @@ def _authorize(request: web.Request) -> None:
         raise web.HTTPForbidden(
             reason="the admin API is off: start gdns with --admin-token-file or GDNS_ADMIN_TOKEN"
         )
-    given = request.headers.get("Authorization", "")
-    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in constant time.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise web.HTTPUnauthorized(
             reason="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
@@ -245,11 +250,11 @@ async def _body(request: web.Request) -> dict:
     return data
 
 
-def _member(state, key) -> tuple:
+def _member(request: web.Request, key) -> tuple:
     if not isinstance(key, str):
         example = "www.example.com./main/192.0.2.10"
         raise web.HTTPBadRequest(reason=f"'member' must be a member key, e.g. {example}")
-    for zone in state.engine.zones.zones.values():
+    for zone in _engine(request).zones.zones.values():
         for pool in zone.pools.values():
             for member in pool.members():
                 if member.key == key:
@@ -261,7 +266,7 @@ async def override_set(request: web.Request) -> web.Response:
     _authorize(request)
     state = request.app["state"]
     data = await _body(request)
-    pool, member = _member(state, data.get("member"))
+    pool, member = _member(request, data.get("member"))
     wanted = data.get("state")
     if wanted not in STATES:
         raise web.HTTPBadRequest(reason=f"'state' must be one of {', '.join(STATES)}")
@@ -288,6 +293,7 @@ async def override_set(request: web.Request) -> web.Response:
 async def override_clear(request: web.Request) -> web.Response:
     _authorize(request)
     state = request.app["state"]
+    _engine(request)  # overrides are kept by the health monitor, which starts with the zones
     key = request.query.get("member")
     if key is None:
         key = (await _body(request)).get("member")
@@ -304,6 +310,10 @@ async def override_clear(request: web.Request) -> web.Response:
 
 
 # -- the page for people -------------------------------------------------------------------
+
+
+async def root(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/status")
 
 
 async def status_page(request: web.Request) -> web.Response:
