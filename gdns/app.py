@@ -159,9 +159,14 @@ class App:
                     sock.close()
             raise
         self.engine = Engine(
-            zones, version=s.chaos_version, identity=s.chaos_id, geo=geo, health=self.monitor.snapshot(zones)
+            zones,
+            version=s.chaos_version,
+            identity=s.chaos_id,
+            geo=geo,
+            health=self.monitor.snapshot(zones),
+            why_from=s.why_from,
         )
-        handler = Handler(self.engine, s.max_udp_size, self.recent)
+        handler = Handler(self.engine, s.max_udp_size, self.recent, sample=s.query_log_sample)
         limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
         loop = asyncio.get_running_loop()
         for tcp, udp in pairs:

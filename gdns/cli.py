@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -58,6 +57,25 @@ def _udp_size(text: str) -> int:
     value = int(text) if text.isdigit() else -1
     if not 512 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be 512-65535 bytes, got {text}")
+    return value
+
+
+def _network(text: str):
+    import ipaddress
+
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text}")
     return value
 
 
@@ -150,6 +168,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="at start-up, wait this long at most for every health check's first result (default: 5)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="log lines as text, or as one JSON object per line (default: text)",
+    )
+    serve.add_argument(
+        "--query-log-sample",
+        type=_rate,
+        default=0.0,
+        metavar="RATE",
+        help="log this share of queries (0-1) to the logger gdns.query at INFO (default: 0, none)",
+    )
+    serve.add_argument(
+        "--why-from",
+        action="append",
+        type=_network,
+        default=[],
+        metavar="CIDR",
+        help="answer TXT _why.<pool name> (_why6. for AAAA) with the decision trace to resolvers "
+        "in CIDR; repeat for more (default: off)",
+    )
 
     check = sub.add_parser("check", help="validate zone files and print every problem")
     check.add_argument("paths", nargs="+", metavar="PATH", help="zone folders or files")
@@ -251,11 +291,9 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from gdns.logs import setup
+
+    setup(args.log_level, args.log_format)
     from gdns.app import App, StartupError  # imported late: `check` does not need asyncio
 
     listen = tuple(args.listen or (parse_listen(a) for a in DEFAULT_LISTEN))
@@ -279,6 +317,8 @@ def serve(args: argparse.Namespace) -> int:
         web=None if args.no_web else args.web,
         admin_token=token,
         state_file=args.state_file,
+        why_from=tuple(args.why_from),
+        query_log_sample=args.query_log_sample,
     )
     try:
         asyncio.run(App(settings).run())

@@ -50,3 +50,5 @@ class Settings:
     admin_token: str | None = None
     state_file: str | None = None  # operator overrides survive restarts here
     geoip_db: str | None = None  # a GeoIP2/GeoLite2 City or Country database (.mmdb)
+    why_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # `TXT _why.<pool>` for these
+    query_log_sample: float = 0.0  # share of queries logged to gdns.query; 0 = none

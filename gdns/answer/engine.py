@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dnslib import CLASS, QTYPE, RR, TXT, DNSLabel
 
+from gdns.answer import why
 from gdns.answer.pools import Decision, decide
 from gdns.answer.types import Answer, Query
 from gdns.health.snapshot import HealthSnapshot
@@ -37,6 +38,7 @@ class Engine:
         identity: str | None = None,
         health: HealthSnapshot | None = None,
         geo=None,
+        why_from=(),
     ):
         self.zones = zones  # replaced whole by the reloader, never mutated
         self.health = health or HealthSnapshot.from_zones(zones)  # replaced whole, likewise
@@ -44,6 +46,7 @@ class Engine:
         self.version = version
         self.identity = identity
         self.counters: dict[str, int] = {}  # round-robin turns, per pool
+        self.why_from = tuple(why_from or ())  # resolver networks allowed `TXT _why.<pool>`
 
     def pool_decider(self, query: Query):
         """Bind pool decisions to this query's client, health snapshot and GeoIP."""
@@ -69,6 +72,10 @@ class Engine:
             return Answer(rcode=REFUSED, aa=False)  # not ours, and we never recurse
         if query.qtype in _TRANSFERS:
             return Answer(rcode=REFUSED, aa=False)  # zone transfers are not offered
+        if self.why_from and query.qtype == QTYPE.TXT:
+            traced = why.answer(self, zone, query)
+            if traced is not None:
+                return traced
         if query.qtype == _DS and qname == zone.origin and qname:
             # DS belongs to the parent side of a cut (RFC 4035 3.1.4.1): when we also serve
             # the parent and it delegates here, the parent answers.

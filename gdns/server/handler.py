@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from gdns.answer.engine import Engine
+from gdns.logs import log_query
 from gdns.server import codec
 from gdns.web import metrics
 from gdns.web.recent import RecentAnswers
@@ -14,14 +16,21 @@ log = logging.getLogger("gdns.query")
 
 
 class Handler:
-    def __init__(self, engine: Engine, max_udp_size: int = 1232, recent: RecentAnswers | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        max_udp_size: int = 1232,
+        recent: RecentAnswers | None = None,
+        sample: float = 0.0,
+    ):
         self.engine = engine
+        self.sample = sample  # share of queries logged (--query-log-sample); 0 costs one test
         self.max_udp_size = max_udp_size
         self.recent = recent  # shares of recent answers, for the API and status page
 
     def __call__(self, wire: bytes, transport: str, client: tuple) -> bytes | None:
         start = time.perf_counter()
-        qtype = None
+        qtype = query = None
         try:
             query = codec.decode(wire, transport, client[:2], self.max_udp_size)
             if query is None:
@@ -46,6 +55,8 @@ class Handler:
         if reply[2] & 0x02:
             metrics.TRUNCATED.inc()
         metrics.LATENCY.observe(time.perf_counter() - start)
+        if self.sample and random.random() < self.sample:
+            log_query(query, reply, transport, client, time.perf_counter() - start)
         return reply
 
     def _count_pools(self, decisions) -> None:
