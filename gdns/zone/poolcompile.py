@@ -30,7 +30,7 @@ _CONDITIONS = ("subnets", "countries", "continents")
 
 class MemberModel(Strict):
     address: str
-    weight: Weight = 1
+    weight: Weight = 1.0
     status: Literal["up", "down", "drain"] = "up"
     check: str | None = None  # a name from `checks:`, or "none"
     probe: str | None = None  # probe this address instead of `address`
@@ -38,7 +38,7 @@ class MemberModel(Strict):
 
 class GroupModel(Strict):
     members: Annotated[list[MemberModel], Field(min_length=1)]
-    weight: Weight = 1
+    weight: Weight = 1.0
     location: list[float] | None = None
     check: str | None = None
 
