@@ -9,11 +9,11 @@ import hashlib
 import json
 from typing import Any
 
-from dnslib import QTYPE, SOA, DNSLabel
+from dnslib import QTYPE, SOA, DNSBuffer, DNSLabel
 
 from gdns.zone import rdata
 from gdns.zone.checks import compile_checks
-from gdns.zone.errors import Path, ZoneError
+from gdns.zone.errors import Path, ZoneError, format_path
 from gdns.zone.model import Seconds, SOAModel, Strict, ZoneModel, unknown_key_message, validate
 from gdns.zone.pool import Pool
 from gdns.zone.poolcompile import compile_pool
@@ -212,11 +212,11 @@ class _Compiler:
             if name is None:
                 continue
             if name in paths:
-                self.error(path, f"same name as {_fmt(paths[name])}; merge them", key=True)
+                self.error(path, f"same name as {format_path(paths[name])}; merge them", key=True)
                 continue
             paths[name] = path
             if not isinstance(types, dict):
-                self.error(path, f"expected a mapping of record types, got {rdata._kind(types)}")
+                self.error(path, f"expected a mapping of record types, got {rdata.describe(types)}")
                 continue
             if not types:
                 self.error(path, "no records at this name (a name without data answers NODATA)")
@@ -243,7 +243,7 @@ class _Compiler:
             if name is None:
                 continue
             if name in self.pool_paths:
-                self.error(("pools", key), f"same name as {_fmt(self.pool_paths[name])}", key=True)
+                self.error(("pools", key), f"same name as {format_path(self.pool_paths[name])}", key=True)
                 continue
             # Checked whether or not the pool itself is valid, to report every problem at once.
             self.pool_paths[name] = ("pools", key)
@@ -345,8 +345,6 @@ def _serial(data: Any) -> int:
 def _canonical(rtype: str, rd) -> bytes:
     """Wire form for duplicate checks: only a target name is case-insensitive (RFC 4034 6.2);
     addresses, numbers and text are compared byte for byte."""
-    from dnslib import DNSBuffer
-
     buf = DNSBuffer()
     rd.pack(buf)
     wire = bytes(buf.data)
@@ -365,12 +363,6 @@ def _under(name: Name, apex: Name) -> bool:
 
 def _text(name: Name) -> str:
     return ".".join(p.decode() for p in name) + "."
-
-
-def _fmt(path: Path) -> str:
-    from gdns.zone.errors import format_path
-
-    return format_path(path)
 
 
 def _unknown_type(rtype: str) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from gdns.zone.errors import Path
+from gdns.zone.rdata import describe
 from gdns.zone.yamlsafe import Document
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -89,15 +90,9 @@ def validate(model: type[Strict], data: Any, doc: Document, base: Path = ()):
                 message = f"missing required key {path[-1]!r}"
                 path = path[:-1]
             elif kind in _MESSAGES and kind != "too_short":
-                message += f", got {_kind(err.get('input'))}"
+                message += f", got {describe(err.get('input'))}"
             errors.append(doc.error(path, message[0].lower() + message[1:]))
         return None, errors
-
-
-def _kind(value: Any) -> str:
-    from gdns.zone.rdata import _kind as kind
-
-    return kind(value)
 
 
 def _unknown_key(model: type[Strict], path: Path, base: Path) -> str:

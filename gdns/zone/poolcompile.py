@@ -17,6 +17,7 @@ from gdns.strategy import STRATEGIES
 from gdns.zone.errors import Path, ZoneError
 from gdns.zone.model import Seconds, Strict, unknown_key_message, validate
 from gdns.zone.pool import Group, Member, Pool, Rule, stable_hash
+from gdns.zone.rdata import describe
 
 Weight = Annotated[float, Field(gt=0, le=1_000_000)]
 Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -203,7 +204,7 @@ def _check_of(err, mpath: Path, gpath: Path, base: Path, member, group, pool, ch
 
 def _address(err, path: Path, text: Any):
     if not isinstance(text, str):
-        err(path, f"expected an IPv4 or IPv6 address, got {_kind(text)}")
+        err(path, f"expected an IPv4 or IPv6 address, got {describe(text)}")
         return None
     try:
         ip = ipaddress.ip_address(text)
@@ -304,14 +305,14 @@ def _rule_groups(err, path: Path, value: Any, names: set[str], groups) -> tuple[
         return ()
     if not isinstance(value, list):
         hint = f" (a single group is written [{value}])" if isinstance(value, str) else ""
-        err(path, f"'groups' is a list of group names or 'nearest', got {_kind(value)}{hint}")
+        err(path, f"'groups' is a list of group names or 'nearest', got {describe(value)}{hint}")
         return ()
     if not value:
         err(path, "list at least one group, or say 'nearest'")
     listed: set[str] = set()
     for j, name in enumerate(value):
         if not isinstance(name, str):
-            err(path + (j,), f"expected a group name, got {_kind(name)}")
+            err(path + (j,), f"expected a group name, got {describe(name)}")
             continue
         if name not in names:
             err(path + (j,), f"unknown group {name!r} (groups: {', '.join(sorted(names))})")
@@ -326,12 +327,6 @@ def _unknown_strategy(name: str) -> str:
     if hint:
         return f"unknown strategy {name!r} (did you mean {hint[0]!r}?)"
     return f"unknown strategy {name!r} (expected one of: {', '.join(sorted(STRATEGIES))})"
-
-
-def _kind(value: Any) -> str:
-    from gdns.zone.rdata import _kind as kind
-
-    return kind(value)
 
 
 # -- did-you-mean for keys inside members, groups and rules ----------------------------------

@@ -50,7 +50,7 @@ def check_labels(labels: list[str], allow_wildcard: bool = False) -> None:
 def absolute_name(value: Any, allow_root: bool = False) -> DNSLabel:
     """A fully qualified target name; a missing trailing dot is a classic mistake, so it's an error."""
     if not isinstance(value, str):
-        raise RdataError(f"expected a domain name, got {_kind(value)}")
+        raise RdataError(f"expected a domain name, got {describe(value)}")
     if value == "." and allow_root:
         return DNSLabel(".")
     if not value.endswith("."):
@@ -61,7 +61,7 @@ def absolute_name(value: Any, allow_root: bool = False) -> DNSLabel:
     return DNSLabel(value)
 
 
-def _kind(value: Any) -> str:
+def describe(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):
@@ -83,7 +83,7 @@ def _uint(value: Any, bits: int, what: str, path: Path = ()) -> int:
     if isinstance(value, str) and value.isascii() and value.isdigit():  # "²".isdigit() is True
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RdataError(f"{what} must be an integer, got {_kind(value)}", path)
+        raise RdataError(f"{what} must be an integer, got {describe(value)}", path)
     if not 0 <= value < (1 << bits):
         raise RdataError(f"{what} must be between 0 and {(1 << bits) - 1}, got {value}", path)
     return value
@@ -106,12 +106,12 @@ def _fields(value: Any, names: tuple[str, ...], rtype: str) -> list[Any]:
         if len(parts) != len(names):
             raise RdataError(f"{rtype} needs {len(names)} fields ({' '.join(names)}), got {value!r}")
         return parts
-    raise RdataError(f"{rtype} must be a mapping ({', '.join(names)}) or a string, got {_kind(value)}")
+    raise RdataError(f"{rtype} must be a mapping ({', '.join(names)}) or a string, got {describe(value)}")
 
 
 def parse_a(value: Any) -> RD:
     if not isinstance(value, str):
-        raise RdataError(f"expected an IPv4 address, got {_kind(value)}")
+        raise RdataError(f"expected an IPv4 address, got {describe(value)}")
     try:
         return A(str(ipaddress.IPv4Address(value)))
     except ValueError:
@@ -120,7 +120,7 @@ def parse_a(value: Any) -> RD:
 
 def parse_aaaa(value: Any) -> RD:
     if not isinstance(value, str):
-        raise RdataError(f"expected an IPv6 address, got {_kind(value)}")
+        raise RdataError(f"expected an IPv6 address, got {describe(value)}")
     try:
         addr = ipaddress.IPv6Address(value)
     except ValueError:
@@ -177,7 +177,7 @@ def parse_caa(value: Any) -> RD:
         flags, tag, text = _fields(value, ("flags", "tag", "value"), "CAA")
         path = ("tag",)
         if not isinstance(text, str):
-            raise RdataError(f"CAA value must be a string, got {_kind(text)}", ("value",))
+            raise RdataError(f"CAA value must be a string, got {describe(text)}", ("value",))
     flags = _uint(flags, 8, "flags", ("flags",) if path else ())
     if not isinstance(tag, str) or not re.fullmatch(r"[A-Za-z0-9]{1,15}", tag):
         raise RdataError(f"CAA tag must be 1-15 letters or digits, got {tag!r}", path)
@@ -186,7 +186,7 @@ def parse_caa(value: Any) -> RD:
 
 def parse_txt(value: Any) -> RD:
     if not isinstance(value, str):
-        raise RdataError(f"TXT must be a string, got {_kind(value)} (quote it)")
+        raise RdataError(f"TXT must be a string, got {describe(value)} (quote it)")
     data = value.encode()
     # A character-string holds 255 octets; longer text is split, as zone compilers do.
     chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
