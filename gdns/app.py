@@ -113,6 +113,7 @@ class App:
         self.addresses: list[tuple[str, int]] = []
         self._stop = asyncio.Event()
         self.monitor: HealthMonitor | None = None
+        self._tasks: set[asyncio.Task] = set()
         self.ready = False
         self.not_ready_reason = "loading zones"
         self.recent = RecentAnswers()
@@ -256,12 +257,18 @@ class App:
         )
 
     def _reload(self) -> None:
-        asyncio.get_running_loop().create_task(self.reloader.reload("SIGHUP"))
+        task = asyncio.get_running_loop().create_task(self.reloader.reload("SIGHUP"))
+        self._tasks.add(task)  # the loop keeps only a weak reference to running tasks
+        task.add_done_callback(self._tasks.discard)
 
     async def run(self) -> None:
         """Start, serve until SIGINT/SIGTERM, then close every listener."""
         loop = asyncio.get_running_loop()
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()  # whatever started before the failure: probes, web side
+            raise
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload)

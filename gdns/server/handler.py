@@ -51,7 +51,10 @@ class Handler:
                 return None
         family = "ipv6" if ":" in client[0] else "ipv4"
         metrics.QUERIES.labels(transport, family, metrics.type_label(qtype)).inc()
-        metrics.RESPONSES.labels(metrics.rcode_label(reply[3] & 0xF)).inc()
+        rcode = reply[3] & 0xF
+        if isinstance(reply, codec.Reply) and reply[11]:  # its OPT, last, holds the upper rcode bits
+            rcode |= reply[-6] << 4
+        metrics.RESPONSES.labels(metrics.rcode_label(rcode)).inc()
         if reply[2] & 0x02:
             metrics.TRUNCATED.inc()
         metrics.LATENCY.observe(time.perf_counter() - start)

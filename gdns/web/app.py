@@ -234,7 +234,8 @@ def _authorize(request: web.Request) -> None:
         )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in constant time.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    given_bytes = given.strip().encode(errors="surrogateescape")  # a non-UTF-8 header is a 401
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
         raise web.HTTPUnauthorized(
             reason="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
