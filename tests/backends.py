@@ -11,6 +11,8 @@ import contextlib
 import socket
 import ssl
 import struct
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,3 +208,64 @@ def probe_session() -> aiohttp.ClientSession:
     from gdns.health.probe import new_session
 
     return new_session()
+
+
+class ThreadedBackend:
+    """An HTTP backend on a loopback address, served by aiohttp in its own thread and loop, for
+    tests whose own code is synchronous (they drive a `gdns serve` subprocess).
+
+    `status`, `delay` and `body` are read per request, so the test flips them at any time.
+    Every answered request is recorded as (arrival time, status answered)."""
+
+    def __init__(self, host: str):
+        self.host = host
+        self.status = 200
+        self.delay = 0.0
+        self.body = "ok"
+        self.log: list[tuple[float, int]] = []  # (monotonic arrival, status answered)
+        self.arrived = 0  # requests received, answered or not yet
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"backend-{host}", daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+
+    @property
+    def requests(self) -> int:
+        return len(self.log)
+
+    async def _start(self) -> None:
+        self._closing = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        arrived = time.monotonic()
+        self.arrived += 1
+        if self.delay > 0:
+            with contextlib.suppress(TimeoutError):  # a hang that ends early when the backend closes
+                await asyncio.wait_for(self._closing.wait(), self.delay)
+        status = self.status
+        self.log.append((arrived, status))
+        return web.Response(status=status, text=self.body)
+
+    def answered_since(self, since: float, ok: bool) -> int:
+        """Requests that arrived after `since` and were answered 2xx (ok) or not."""
+        return sum(1 for arrived, status in list(self.log) if arrived >= since and (status < 300) == ok)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self._closing.set()
+            await self._runner.cleanup()
+
+        try:
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()

@@ -182,3 +182,20 @@ def geoip_db(tmp_path_factory) -> Path:
     from tests.geodb import build
 
     return build(tmp_path_factory.mktemp("geoip") / "test-city.mmdb")
+
+
+@pytest.fixture
+def backend():
+    """Factory: backend("127.0.0.x") -> ThreadedBackend (tests/backends.py), closed at teardown."""
+    made: list = []
+
+    def make(host: str):
+        from tests.backends import ThreadedBackend
+
+        b = ThreadedBackend(host)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()

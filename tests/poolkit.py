@@ -14,14 +14,15 @@ from gdns.zone.yamlsafe import load
 # streams in the unit tests are seeded and sticky choices are hashes, so nothing is flaky.
 CHI2_CRITICAL_001 = {1: 10.828, 2: 13.816, 3: 16.266, 4: 18.467, 5: 20.515}
 
-HEAD = """\
+# The smallest valid zone, ending where a test adds its own sections.
+ZONE_HEAD = """\
 origin: example.com.
 soa: {mname: ns1.example.com., rname: hostmaster.example.com.}
 ns: [ns1.example.com.]
 records:
   ns1: {A: 192.0.2.1}
-pools:
 """
+HEAD = ZONE_HEAD + "pools:\n"
 
 
 def pool_of(body: str) -> Pool:

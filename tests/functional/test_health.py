@@ -10,12 +10,9 @@ timing bounds below are tight but leave an allowance for process and loop schedu
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,90 +20,14 @@ from pathlib import Path
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import pytest
 import yaml
-from aiohttp import web
 
+from tests.backends import ThreadedBackend as Backend
 from tests.conftest import wait_for
 
 # Slack for scheduling: the server's and the backends' event loops, the publish on the next loop
 # turn, and our 10 ms query polling.
 ALLOWANCE = 0.5
-
-
-class Backend:
-    """An HTTP backend on a loopback address, served by aiohttp in its own thread and loop.
-
-    `status`, `delay` and `body` are read per request, so the test flips them at any time.
-    Every answered request is recorded as (arrival time, status answered)."""
-
-    def __init__(self, host: str):
-        self.host = host
-        self.status = 200
-        self.delay = 0.0
-        self.body = "ok"
-        self.log: list[tuple[float, int]] = []  # (monotonic arrival, status answered)
-        self.arrived = 0  # requests received, answered or not yet
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"backend-{host}", daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    @property
-    def requests(self) -> int:
-        return len(self.log)
-
-    async def _start(self) -> None:
-        self._closing = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        arrived = time.monotonic()
-        self.arrived += 1
-        if self.delay > 0:
-            with contextlib.suppress(TimeoutError):  # a hang that ends early when the backend closes
-                await asyncio.wait_for(self._closing.wait(), self.delay)
-        status = self.status
-        self.log.append((arrived, status))
-        return web.Response(status=status, text=self.body)
-
-    def answered_since(self, since: float, ok: bool) -> int:
-        """Requests that arrived after `since` and were answered 2xx (ok) or not."""
-        return sum(1 for arrived, status in list(self.log) if arrived >= since and (status < 300) == ok)
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self._closing.set()
-            await self._runner.cleanup()
-
-        try:
-            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
-            self._loop.close()
-
-
-@pytest.fixture
-def backend():
-    """Factory: backend("127.0.0.x") -> Backend, closed at teardown."""
-    made: list[Backend] = []
-
-    def make(host: str) -> Backend:
-        b = Backend(host)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.close()
 
 
 # -- zone files --------------------------------------------------------------------------

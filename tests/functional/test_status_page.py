@@ -5,14 +5,12 @@ photographed. Skipped only when Chromium is missing outside CI; in CI it must ru
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shutil
 import struct
 import subprocess
-import threading
 import time
 import zlib
 from html.parser import HTMLParser
@@ -20,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiohttp import web
 
+from tests.backends import ThreadedBackend as Backend
 from tests.conftest import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -32,36 +30,6 @@ pytestmark = pytest.mark.skipif(
 ORIGIN = "s.example"
 WWW, API = f"www.{ORIGIN}.", f"api.{ORIGIN}."
 PROBED = "127.0.0.71"
-
-
-class Backend:
-    """An HTTP backend answering 200 on a loopback address, in its own thread and loop."""
-
-    def __init__(self, host: str):
-        self.host, self.port = host, 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._ok)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def _ok(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    def close(self) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
-            self._loop.close()
 
 
 class Node:

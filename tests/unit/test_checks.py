@@ -10,14 +10,9 @@ import pytest
 from gdns.zone.checks import Check
 from gdns.zone.compile import compile_zone
 from gdns.zone.yamlsafe import load
+from tests.poolkit import ZONE_HEAD
 
-HEAD = """\
-origin: example.com.
-soa: {mname: ns1.example.com., rname: hostmaster.example.com.}
-ns: [ns1.example.com.]
-records:
-  ns1: {A: 192.0.2.1}
-"""
+HEAD = ZONE_HEAD
 CHECKS_LINE = HEAD.count("\n") + 2  # the line of the first check written with `zone_text`
 ONE_POOL = "www: {check: web, members: [{address: 192.0.2.10}]}"
 

@@ -10,14 +10,9 @@ from gdns.strategy import STRATEGIES
 from gdns.zone.compile import compile_zone
 from gdns.zone.pool import Pool, stable_hash
 from gdns.zone.yamlsafe import load
+from tests.poolkit import ZONE_HEAD
 
-HEAD = """\
-origin: example.com.
-soa: {mname: ns1.example.com., rname: hostmaster.example.com.}
-ns: [ns1.example.com.]
-records:
-  ns1: {A: 192.0.2.1}
-"""
+HEAD = ZONE_HEAD
 POOLS_LINE = HEAD.count("\n") + 2  # the line of the first pool written with `with_pools`
 ONE = "members: [{address: 192.0.2.10}]"  # the smallest valid pool body
 
