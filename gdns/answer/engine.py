@@ -9,7 +9,7 @@ from __future__ import annotations
 from dnslib import CLASS, QTYPE, RR, TXT, DNSLabel
 
 from gdns.answer import why
-from gdns.answer.pools import Decision, decide
+from gdns.answer.pools import Decision, Plan
 from gdns.answer.types import Answer, Query
 from gdns.health.snapshot import HealthSnapshot
 from gdns.strategy.client import Client
@@ -40,13 +40,43 @@ class Engine:
         geo=None,
         why_from=(),
     ):
-        self.zones = zones  # replaced whole by the reloader, never mutated
-        self.health = health or HealthSnapshot.from_zones(zones)  # replaced whole, likewise
+        self._zones = zones
+        self._health = health or HealthSnapshot.from_zones(zones)
+        self.plans: dict[tuple[int, int], Plan] = {}  # per (pool, family), for this health
+        self.generation = 0  # bumped by every swap of zones or health (the fast path's cue)
         self.geo = geo  # a GeoDatabase, or None
         self.version = version
         self.identity = identity
         self.counters: dict[str, int] = {}  # round-robin turns, per pool
         self.why_from = tuple(why_from or ())  # resolver networks allowed `TXT _why.<pool>`
+
+    @property
+    def zones(self) -> ZoneSet:
+        return self._zones
+
+    @zones.setter
+    def zones(self, zones: ZoneSet) -> None:
+        """Replaced whole by the reloader, never mutated."""
+        self._zones, self.plans = zones, {}
+        self.generation += 1
+
+    @property
+    def health(self) -> HealthSnapshot:
+        return self._health
+
+    @health.setter
+    def health(self, health: HealthSnapshot) -> None:
+        """Replaced whole by the health monitor; the pool plans go with the old one."""
+        self._health, self.plans = health, {}
+        self.generation += 1
+
+    def plan(self, pool, family: int) -> Plan:
+        """The pool's plan for this family under the current health, built once per snapshot."""
+        plans = self.plans
+        plan = plans.get((id(pool), family))
+        if plan is None or plan.health is not self._health:
+            plan = plans[id(pool), family] = Plan(pool, family, self._health)
+        return plan
 
     def pool_decider(self, query: Query):
         """Bind pool decisions to this query's client, health snapshot and GeoIP."""
@@ -57,7 +87,7 @@ class Engine:
         def ask(pool, family: int) -> Decision:
             if not client:
                 client.append(Client.of(query.client[0], query.ecs, lookup_geo, health))
-            return decide(pool, family, client[0], self.counters)
+            return self.plan(pool, family).decide(client[0], self.counters)
 
         return ask
 
@@ -72,24 +102,30 @@ class Engine:
             return Answer(rcode=REFUSED, aa=False)  # not ours, and we never recurse
         if query.qtype in _TRANSFERS:
             return Answer(rcode=REFUSED, aa=False)  # zone transfers are not offered
-        if self.why_from and query.qtype == QTYPE.TXT:
+        if self.why_from and query.qtype == QTYPE.TXT and qname and qname[0] in why.LABELS:
+            # A trace for this resolver, or (for one not allowed one) the answer as if the
+            # feature did not exist: either way it depends on who asks.
             traced = why.answer(self, zone, query)
-            if traced is not None:
-                return traced
+            if traced is None:
+                traced = resolve(zone, qname, DNSLabel(list(qname)), query.qtype, self.pool_decider(query))
+            traced.shared = False
+            return traced
         if query.qtype == _DS and qname == zone.origin and qname:
             # DS belongs to the parent side of a cut (RFC 4035 3.1.4.1): when we also serve
             # the parent and it delegates here, the parent answers.
             parent = self.zones.find(qname[1:])
             if parent is not None and qname in parent.cuts:
                 zone = parent
-        return resolve(zone, qname, DNSLabel(list(query.qname)), query.qtype, self.pool_decider(query))
+        # Names are built in lower case; the codec puts the client's spelling of the question
+        # back, and names compressed against it show the same spelling.
+        return resolve(zone, qname, DNSLabel(list(qname)), query.qtype, self.pool_decider(query))
 
     def _chaos(self, query: Query) -> Answer:
         key = query.key
         text = self.version if key in _CHAOS_VERSION else self.identity if key in _CHAOS_ID else None
         if text is None or query.qtype not in (QTYPE.TXT, _ANY):
             return Answer(rcode=REFUSED, aa=False)
-        owner = DNSLabel(list(query.qname))
+        owner = DNSLabel(list(key))
         return Answer(answer=[RR(owner, QTYPE.TXT, _CH, 0, TXT(text.encode()[:255]))])
 
 
@@ -165,6 +201,8 @@ def _pool_answer(answer: Answer, zone: Zone, pool, owner: DNSLabel, qtype: int, 
     if not decision.rdatas:
         answer.authority.append(zone.negative_soa())
         return answer
+    if not answer.answer:
+        answer.pool = pool  # the question's own name is the pool: the fast path can answer it
     answer.answer.extend(RR(owner, rtype, ttl=decision.ttl, rdata=rd) for rd in decision.rdatas)
     return answer
 

@@ -1,10 +1,20 @@
 """Answering a pool name: order the groups (strategy), keep the usable ones (health), pick
-members in the first, or apply `when_all_down`. Pure apart from the round-robin counters."""
+members in the first, or apply `when_all_down`.
+
+The work splits in two. A `Plan` holds everything that depends only on the pool, the
+address family and the health snapshot (usable groups, their eligible members, the TTL,
+the all-down answer); it is built once per snapshot. Per query, `Plan.decide` orders the
+groups for the client and picks members, and `Plan.pick_fast` does the same picks without
+building the explanation, for the server's fast path. Both take their random draws through
+the same calls, so with the same random state they pick the same members.
+"""
 
 from __future__ import annotations
 
 import random
+from bisect import bisect
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from dnslib import RD
 
@@ -14,6 +24,7 @@ from gdns.strategy.pick import rendezvous, rotate, weighted_sample
 from gdns.zone.pool import Group, Member, Pool
 
 _rng = random.Random()
+_STICKY_CACHE = 4096  # client addresses remembered per plan for sticky picks
 
 
 @dataclass(slots=True)
@@ -34,50 +45,148 @@ class Decision:
 
 
 def decide(pool: Pool, family: int, client: Client, counters: dict[str, int]) -> Decision:
-    decision = _decide(pool, family, client, counters)
-    decision.pool = pool
-    return decision
+    return Plan(pool, family, client.health).decide(client, counters)
 
 
-def _decide(pool: Pool, family: int, client: Client, counters: dict[str, int]) -> Decision:
-    if family not in pool.families:
-        return Decision("no-family", ttl=pool.ttl, notes=[f"the pool has no IPv{family} members"])
-    health = client.health
-    usable = tuple(g for g in pool.groups if any(health.get(m.key).eligible for m in g.family(family)))
-    if not usable:
-        return _all_down(pool, family)
-    registered = STRATEGIES[pool.strategy]
-    client.query_family = family
-    order = registered.order(pool, usable, client)
-    group = order.groups[0]
-    members = tuple(m for m in group.family(family) if health.get(m.key).eligible)
-    n = min(pool.answers, len(members))
-    scope = order.scope
-    if registered.picker == "roundrobin":
-        # One rotation per family: a counter shared by A and AAAA would, for a client asking
-        # both in turn, advance by two between its A queries and never rotate them.
-        key = f"{pool.name}/{family}"
-        turn = counters.get(key, 0)
-        counters[key] = turn + 1
-        picked = rotate(members, n, turn)
-    elif registered.picker == "random":
-        picked = _rng.sample(members, n)
-    elif pool.sticky:
-        network, prefix = client.sticky_network()
-        picked = rendezvous(members, n, network, lambda m: m.weight, lambda m: m.seed)
-        if len(members) > 1:  # one member is everybody's answer: nothing to scope
-            scope = max(scope, prefix)
-    else:
-        picked = weighted_sample(members, n, lambda m: m.weight, _rng)
+class Plan:
+    """One pool, one address family, one health snapshot: what every query shares."""
+
+    __slots__ = (
+        "pool",
+        "family",
+        "health",
+        "usable",
+        "eligible",
+        "cumulative",
+        "ttl",
+        "registered",
+        "first",
+        "counter_key",
+        "sticky_cache",
+        "down",
+    )
+
+    def __init__(self, pool: Pool, family: int, health):
+        self.pool, self.family, self.health = pool, family, health
+        self.registered = STRATEGIES[pool.strategy]
+        self.counter_key = f"{pool.name}/{family}"
+        self.sticky_cache: dict[str, tuple[Member, ...]] = {}
+        self.down: Decision | None = None
+        self.usable: tuple[Group, ...] = ()
+        self.eligible: dict[str, tuple[Member, ...]] = {}
+        self.cumulative: dict[str, list[float]] = {}
+        if family not in pool.families:
+            self.ttl = pool.ttl
+            self.down = Decision("no-family", ttl=pool.ttl, notes=[f"the pool has no IPv{family} members"])
+        else:
+            usable = []
+            for group in pool.groups:
+                members = tuple(m for m in group.family(family) if health.get(m.key).eligible)
+                if members:
+                    usable.append(group)
+                    self.eligible[group.name] = members
+                    self.cumulative[group.name] = list(accumulate(m.weight for m in members))
+            self.usable = tuple(usable)
+            self.ttl = _ttl(pool, family, health)
+            if not usable:
+                self.down = _all_down(pool, family)
+        # The first group, when it is known without the client: one usable group, or a
+        # strategy whose order depends only on the pool and health (it draws no random
+        # numbers, so working it out once here changes no later draw).
+        self.first: Group | None = None
+        if len(self.usable) == 1:
+            self.first = self.usable[0]
+        elif self.usable and self.registered.fixed_order:
+            anyone = Client.of("0.0.0.0", None, None, health)
+            anyone.query_family = family
+            self.first = self.registered.order(pool, self.usable, anyone).groups[0]
+
+    def decide(self, client: Client, counters: dict[str, int]) -> Decision:
+        """The full decision, with the order and notes that explain and the trace show."""
+        if self.down is not None:
+            decision = _copy(self.down)
+            decision.pool = self.pool
+            return decision
+        client.query_family = self.family
+        order = self.registered.order(self.pool, self.usable, client)
+        group = order.groups[0]
+        picked = self._pick(group, client, counters)
+        scope = order.scope
+        if self.pool.sticky and self.registered.picker == "weighted" and len(self.eligible[group.name]) > 1:
+            scope = max(scope, client.sticky_network()[1])  # one member is everybody's answer
+        return Decision(
+            "answer",
+            tuple(m.rdata for m in picked),
+            tuple(picked),
+            group,
+            order,
+            self.usable,
+            min(scope, client.source_prefix),
+            self.ttl,
+            pool=self.pool,
+        )
+
+    def pick_fast(self, address: str, counters: dict[str, int]):
+        """Members for a query from `address` with no ECS; None when the answer is not a
+        plain list of members (all down, no such family), which the full path answers."""
+        if self.down is not None:
+            return None
+        group = self.first
+        if group is None:
+            client = Client.of(address, None, None, self.health)
+            client.query_family = self.family
+            group = self.registered.order(self.pool, self.usable, client).groups[0]
+        if self.pool.sticky and self.registered.picker == "weighted":
+            # A pure function of (group, client network): remembered per client address.
+            key = f"{group.name}/{address}"
+            picked = self.sticky_cache.get(key)
+            if picked is None:
+                picked = self._pick(group, Client.of(address, None, None, self.health), counters)
+                if len(self.sticky_cache) >= _STICKY_CACHE:
+                    self.sticky_cache.clear()
+                self.sticky_cache[key] = picked
+            return picked
+        return self._pick(group, None, counters)
+
+    def _pick(self, group: Group, client: Client | None, counters: dict[str, int]) -> tuple[Member, ...]:
+        members = self.eligible[group.name]
+        n = self.pool.answers
+        picker = self.registered.picker
+        if picker == "roundrobin":
+            # One rotation per family: a counter shared by A and AAAA would, for a client
+            # asking both in turn, advance by two between its A queries and never rotate them.
+            turn = counters.get(self.counter_key, 0)
+            counters[self.counter_key] = turn + 1
+            return tuple(rotate(members, min(n, len(members)), turn))
+        if picker == "random":
+            return tuple(_rng.sample(members, min(n, len(members))))
+        if self.pool.sticky:
+            network = client.sticky_network()[0]
+            return tuple(rendezvous(members, min(n, len(members)), network, _weight, _seed))
+        if n == 1 or len(members) == 1:
+            # random.choices(members, cum_weights=...) with k=1, written out: it is most of
+            # the per-query cost of a weighted pool.
+            cumulative = self.cumulative[group.name]
+            return (members[bisect(cumulative, _rng.random() * cumulative[-1], 0, len(members) - 1)],)
+        return tuple(weighted_sample(members, min(n, len(members)), _weight, _rng))
+
+
+def _weight(member: Member) -> float:
+    return member.weight
+
+
+def _seed(member: Member) -> int:
+    return member.seed
+
+
+def _copy(decision: Decision) -> Decision:
     return Decision(
-        "answer",
-        tuple(m.rdata for m in picked),
-        tuple(picked),
-        group,
-        order,
-        usable,
-        min(scope, client.source_prefix),
-        _ttl(pool, family, health),
+        decision.outcome,
+        decision.rdatas,
+        decision.picked,
+        ttl=decision.ttl,
+        servfail=decision.servfail,
+        notes=list(decision.notes),
     )
 
 

@@ -31,6 +31,7 @@ class Query:
     edns_version: int = 0
     dnssec_ok: bool = False
     ecs: ClientSubnet | None = None
+    question: bytes = b""  # the question section as sent (name, type, class)
 
     @property
     def key(self) -> tuple[bytes, ...]:
@@ -50,3 +51,5 @@ class Answer:
     additional: list[RR] = field(default_factory=list)
     ecs_scope: int = 0  # the ECS scope prefix the answer is valid for
     decisions: list = field(default_factory=list)  # pool Decisions behind it, for explain/trace
+    pool: object = None  # the Pool when the question's own name is a pool answered with members
+    shared: bool = True  # the same for every client (False: a trace made for this resolver)

@@ -47,7 +47,7 @@ def answer(engine, zone, query: Query) -> Answer | None:
     if pool is None:
         return None
     lines = trace(engine, zone, query, key[1:], pool, qtype)
-    owner = DNSLabel(list(query.qname))
+    owner = DNSLabel(list(key))
     records = [RR(owner, QTYPE.TXT, CLASS.IN, 0, TXT(text)) for text in numbered(lines)]
     # The trace is about this very client: valid for its whole ECS subnet and no wider.
     scope = query.ecs.source_prefix if query.ecs else 0

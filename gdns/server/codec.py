@@ -61,7 +61,14 @@ def decode(wire: bytes, transport: str, client: tuple[str, int], max_udp: int = 
     except ValueError:
         return _error(qid, flags, FORMERR, question)
     query = dict(
-        id=qid, flags=flags, qname=labels, qtype=qtype, qclass=qclass, transport=transport, client=client
+        id=qid,
+        flags=flags,
+        qname=labels,
+        qtype=qtype,
+        qclass=qclass,
+        transport=transport,
+        client=client,
+        question=question,
     )
     if edns is None:
         return Query(**query)
@@ -83,6 +90,17 @@ def decode(wire: bytes, transport: str, client: tuple[str, int], max_udp: int = 
 
 def encode(query: Query, answer: Answer, max_udp: int = 1232) -> bytes:
     """Answer -> bytes, truncated (TC) to what the client can take over its transport."""
+    return pack(query, answer, max_udp)[0]
+
+
+def pack(query: Query, answer: Answer, max_udp: int = 1232) -> tuple[bytes, bool]:
+    """The reply bytes, and whether they are whole (nothing dropped to fit the limit).
+
+    Names are packed in lower case and compressed against the lower-case question; then
+    the question's bytes as the client sent them are put back in place. Names that point
+    at the question show the client's spelling, and the bytes are the same whatever the
+    spelling, which is what lets the fast path reuse them.
+    """
     header = DNSHeader(
         id=query.id,
         qr=1,
@@ -94,7 +112,7 @@ def encode(query: Query, answer: Answer, max_udp: int = 1232) -> bytes:
         cd=0,
         rcode=answer.rcode & 0xF,
     )
-    record = DNSRecord(header, q=DNSQuestion(DNSLabel(list(query.qname)), query.qtype, query.qclass))
+    record = DNSRecord(header, q=DNSQuestion(DNSLabel(list(query.key)), query.qtype, query.qclass))
     record.rr, record.auth = list(answer.answer), list(answer.authority)
     record.ar = list(answer.additional)
     opt = None
@@ -103,18 +121,24 @@ def encode(query: Query, answer: Answer, max_udp: int = 1232) -> bytes:
         opt = _opt_rr(query.dnssec_ok, answer.rcode >> 4, max_udp, options)
         record.ar.append(opt)
     wire = record.pack()
+    whole = True
     limit = 65535 if query.transport == "tcp" else (min(query.edns_payload, max_udp) if query.edns else 512)
     if len(wire) > limit and answer.aa and answer.additional:
         # RFC 2181 section 9: no TC merely because additional data did not fit (a referral's
         # glue is not optional, so referrals, with AA clear, keep theirs or truncate).
         record.ar = [opt] if opt else []
         wire = record.pack()
+        whole = False
     if len(wire) > limit:
         # Too big: keep the header, question and OPT so the client retries over TCP.
         record.header.tc = 1
         record.rr, record.auth, record.ar = [], [], [opt] if opt else []
         wire = record.pack()
-    return bytes(wire)
+        whole = False
+    question = query.question
+    if question:
+        wire[12 : 12 + len(question)] = question
+    return bytes(wire), whole
 
 
 def servfail(wire: bytes) -> bytes | None:

@@ -34,14 +34,15 @@ class Registered:
     order: Strategy
     picker: str  # how members are picked in the chosen group: weighted | roundrobin | random
     sticky_allowed: bool = True
+    fixed_order: bool = False  # the order depends only on the pool and health, never the client
 
 
 STRATEGIES: dict[str, Registered] = {}
 
 
-def register(name: str, picker: str = "weighted", sticky_allowed: bool = True):
+def register(name: str, picker: str = "weighted", sticky_allowed: bool = True, fixed_order: bool = False):
     def wrap(order: Strategy) -> Strategy:
-        STRATEGIES[name] = Registered(name, order, picker, sticky_allowed)
+        STRATEGIES[name] = Registered(name, order, picker, sticky_allowed, fixed_order)
         return order
 
     return wrap

@@ -15,7 +15,7 @@ def group_rtt(group, family: int, health) -> float | None:
     return sum(rtts) / len(rtts) if rtts else None
 
 
-@register("latency")
+@register("latency", fixed_order=True)
 def order(pool, usable, client) -> Order:
     family = client.query_family
     measured = [(group_rtt(g, family, client.health), i, g) for i, g in enumerate(usable)]

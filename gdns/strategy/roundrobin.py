@@ -5,6 +5,6 @@ spreads load only roughly; the weighted strategies are the ones that control sha
 from gdns.strategy import Order, register
 
 
-@register("roundrobin", picker="roundrobin", sticky_allowed=False)
+@register("roundrobin", picker="roundrobin", sticky_allowed=False, fixed_order=True)
 def order(pool, usable, client) -> Order:
     return Order(usable, 0, "groups in the order written; members in rotation")

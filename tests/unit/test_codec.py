@@ -11,7 +11,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import pytest
-from dnslib import QTYPE, RR, A, DNSLabel
+from dnslib import NS, QTYPE, RR, A, DNSLabel
 
 from gdns.answer.types import Answer, ClientSubnet, Query
 from gdns.server import codec
@@ -311,3 +311,25 @@ def test_handler_turns_an_engine_failure_into_servfail():
     reply = dns.message.from_wire(handler(header(qid=5) + HOST + A_IN, "udp", CLIENT))
     assert reply.id == 5 and reply.rcode() == dns.rcode.SERVFAIL
     assert handler(header(flags=0x8000) + HOST + A_IN, "udp", CLIENT) is None  # still dropped
+
+
+def test_reply_echoes_the_client_spelling():
+    # Names are packed in lower case, then the question goes back as sent: the owner name
+    # points at it, and a name that shares its suffix is compressed against it regardless
+    # of case (so the bytes after the question do not depend on the spelling).
+    answers = {}
+    for spelling in ("HoSt.TeSt.ExAmPlE", "host.test.example"):
+        query = make(spelling)
+        answer = Answer(
+            answer=[RR(DNSLabel(list(query.key)), QTYPE.A, rdata=A("192.0.2.2"), ttl=60)],
+            authority=[RR(DNSLabel("test.example"), QTYPE.NS, rdata=NS("ns1.test.example"), ttl=60)],
+        )
+        wire = codec.encode(query, answer)
+        answers[spelling] = wire
+        message = dns.message.from_wire(wire)
+        assert str(message.question[0].name) == spelling + "."
+        assert str(message.answer[0].name) == spelling + "."
+        assert wire[12 : 12 + len(query.question)] == query.question
+    upper, lower = answers.values()
+    start = 12 + len(b"\x04host\x04test\x07example\x00") + 4
+    assert upper[start:] == lower[start:] and upper[start : start + 2] == b"\xc0\x0c"
