@@ -41,12 +41,15 @@ def main() -> int:
     )
     parser.add_argument("--seconds", type=int, default=10, help="dnsperf run length (default 10)")
     parser.add_argument("--clients", type=int, default=4, help="dnsperf -c (default 4)")
+    parser.add_argument("--outstanding", type=int, default=200, help="dnsperf -q (default 200)")
+    parser.add_argument("--gdns-args", default="", help="more `gdns serve` arguments, e.g. '--udp-on-loop'")
     args = parser.parse_args()
     if not shutil.which("dnsperf"):
         print("dnsperf is not installed: apt-get install dnsperf", file=sys.stderr)
         return 1
     server = subprocess.Popen(
-        [sys.executable, "-m", "gdns", "serve", "--zones", str(ROOT / "zones"), "--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "gdns", "serve", "--zones", str(ROOT / "zones"), "--listen", "127.0.0.1:0"]
+        + args.gdns_args.split(),
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -79,7 +82,7 @@ def main() -> int:
                     "-c",
                     str(args.clients),
                     "-q",
-                    "200",
+                    str(args.outstanding),
                 ],
                 capture_output=True,
                 text=True,

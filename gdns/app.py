@@ -16,9 +16,11 @@ from gdns.answer.engine import Engine
 from gdns.health.monitor import HealthMonitor
 from gdns.health.overrides import OverrideError, Overrides
 from gdns.health.snapshot import HealthSnapshot
+from gdns.server import stats
+from gdns.server.fast import FastPath
 from gdns.server.handler import Handler
 from gdns.server.tcp import TCPLimits, TCPProtocol
-from gdns.server.udp import UDPProtocol
+from gdns.server.udp import UDPProtocol, UDPThread, size_buffers
 from gdns.settings import Settings
 from gdns.web import metrics
 from gdns.web.app import is_loopback, make_app
@@ -109,6 +111,7 @@ class App:
         self.engine: Engine | None = None
         self.reloader: ZoneReloader | None = None
         self.transports: list = []
+        self.udp_threads: list[UDPThread] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.addresses: list[tuple[str, int]] = []
         self._stop = asyncio.Event()
@@ -116,7 +119,8 @@ class App:
         self._tasks: set[asyncio.Task] = set()
         self.ready = False
         self.not_ready_reason = "loading zones"
-        self.recent = RecentAnswers()
+        self.handlers: list[Handler] = []  # one per transport thread, each with its own counters
+        self.recent = RecentAnswers(lambda: self.query_totals()["members"])
         self.loaded_at: float | None = None
         self.web_runner: web.AppRunner | None = None
         self.web_address: tuple[str, int] | None = None
@@ -136,6 +140,10 @@ class App:
         # sees the old zones with the old health, or the new with the new.
         self.engine.health = self.monitor.snapshot(zones)
         self.engine.zones = zones
+
+    def query_totals(self) -> dict:
+        """The answer counters of every transport, summed (for /metrics and shares)."""
+        return stats.total(h.stats.export() for h in self.handlers)
 
     def set_health(self, snapshot: HealthSnapshot) -> None:
         if self.engine is not None:  # the first snapshot is handed to the Engine directly
@@ -167,12 +175,23 @@ class App:
             health=self.monitor.snapshot(zones),
             why_from=s.why_from,
         )
-        handler = Handler(self.engine, s.max_udp_size, self.recent, sample=s.query_log_sample)
+        fast = FastPath(self.engine, s.max_udp_size)
+        handler = Handler(self.engine, s.max_udp_size, sample=s.query_log_sample, fast=fast)
+        self.handlers.append(handler)
         limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
         loop = asyncio.get_running_loop()
         for tcp, udp in pairs:
-            transport, _ = await loop.create_datagram_endpoint(lambda: UDPProtocol(handler), sock=udp)
-            self.transports.append(transport)
+            size_buffers(udp)
+            if s.udp_on_loop:
+                transport, _ = await loop.create_datagram_endpoint(lambda: UDPProtocol(handler), sock=udp)
+                self.transports.append(transport)
+            else:
+                # Its own Handler: each thread writes only its own counters.
+                own = Handler(self.engine, s.max_udp_size, sample=s.query_log_sample, fast=fast)
+                self.handlers.append(own)
+                thread = UDPThread(udp, own)
+                thread.start()
+                self.udp_threads.append(thread)
             server = await loop.create_server(lambda: TCPProtocol(handler, limits), sock=tcp, backlog=1024)
             self.servers.append(server)
             host, port = udp.getsockname()[:2]
@@ -273,13 +292,21 @@ class App:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         watcher = loop.create_task(self.reloader.watch())
+        ticker = loop.create_task(self._tick())
         log.info("ready")
         try:
             await self._stop.wait()
         finally:
             log.info("shutting down")
             watcher.cancel()
+            ticker.cancel()
             await self.close()
+
+    async def _tick(self, every: float = 5.0) -> None:
+        """Marks for the recent-answer shares."""
+        while True:
+            self.recent.tick()
+            await asyncio.sleep(every)
 
     async def close(self) -> None:
         if self.monitor is not None:
@@ -288,6 +315,8 @@ class App:
             await self.web_runner.cleanup()
         for transport in self.transports:
             transport.close()
+        for thread in self.udp_threads:
+            await asyncio.to_thread(thread.close)
         for server in self.servers:
             server.close()
             if hasattr(server, "close_clients"):  # Python 3.13+

@@ -167,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="at start-up, wait this long at most for every health check's first result (default: 5)",
     )
+    serve.add_argument(
+        "--event-loop",
+        default="auto",
+        choices=["auto", "uvloop", "asyncio"],
+        help="auto: uvloop when it is installed (pip install 'gdns[speed]'), else asyncio (default: auto)",
+    )
+    serve.add_argument(
+        "--udp-on-loop",
+        action="store_true",
+        help="answer UDP on the event loop instead of one blocking thread per UDP socket (slower)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--log-format",
@@ -290,6 +301,19 @@ def explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def event_loop_factory(choice: str):
+    """The event loop to run on: uvloop when asked or (auto) when installed, else asyncio's."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SettingsError("--event-loop uvloop: uvloop is not installed (pip install uvloop)") from None
+        return None
+    return uvloop.new_event_loop
+
+
 def serve(args: argparse.Namespace) -> int:
     from gdns.logs import setup
 
@@ -319,9 +343,16 @@ def serve(args: argparse.Namespace) -> int:
         state_file=args.state_file,
         why_from=tuple(args.why_from),
         query_log_sample=args.query_log_sample,
+        udp_on_loop=args.udp_on_loop,
     )
     try:
-        asyncio.run(App(settings).run())
+        loop_factory = event_loop_factory(args.event_loop)
+    except SettingsError as exc:
+        print(f"gdns: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(App(settings).run())
     except StartupError as exc:
         print(f"gdns: error: {exc}", file=sys.stderr)
         return 1

@@ -52,3 +52,4 @@ class Settings:
     geoip_db: str | None = None  # a GeoIP2/GeoLite2 City or Country database (.mmdb)
     why_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # `TXT _why.<pool>` for these
     query_log_sample: float = 0.0  # share of queries logged to gdns.query; 0 = none
+    udp_on_loop: bool = False  # answer UDP on the event loop rather than in a thread per socket

@@ -24,7 +24,7 @@ from gdns.strategy.pick import rendezvous, rotate, weighted_sample
 from gdns.zone.pool import Group, Member, Pool
 
 _rng = random.Random()
-_STICKY_CACHE = 4096  # client addresses remembered per plan for sticky picks
+_ADDRESS_CACHE = 4096  # client addresses remembered per plan (sticky picks, geo orders)
 
 
 @dataclass(slots=True)
@@ -63,6 +63,7 @@ class Plan:
         "first",
         "counter_key",
         "sticky_cache",
+        "groups_by_address",
         "down",
     )
 
@@ -71,6 +72,7 @@ class Plan:
         self.registered = STRATEGIES[pool.strategy]
         self.counter_key = f"{pool.name}/{family}"
         self.sticky_cache: dict[str, tuple[Member, ...]] = {}
+        self.groups_by_address: dict[str, Group] = {}
         self.down: Decision | None = None
         self.usable: tuple[Group, ...] = ()
         self.eligible: dict[str, tuple[Member, ...]] = {}
@@ -126,23 +128,33 @@ class Plan:
             pool=self.pool,
         )
 
-    def pick_fast(self, address: str, counters: dict[str, int]):
+    def pick_fast(self, address: str, counters: dict[str, int], geo=None) -> tuple[Member, ...] | None:
         """Members for a query from `address` with no ECS; None when the answer is not a
-        plain list of members (all down, no such family), which the full path answers."""
+        plain list of members (all down, no such family), which the full path answers.
+        `geo` is the GeoIP lookup function, for geo pools."""
         if self.down is not None:
             return None
         group = self.first
+        sticky = self.pool.sticky and self.registered.picker == "weighted"
         if group is None:
-            client = Client.of(address, None, None, self.health)
-            client.query_family = self.family
-            group = self.registered.order(self.pool, self.usable, client).groups[0]
-        if self.pool.sticky and self.registered.picker == "weighted":
-            # A pure function of (group, client network): remembered per client address.
+            # Geo and sticky orders are pure functions of the address (and this snapshot):
+            # remembered per address. Other orders draw at random every time.
+            remember = sticky or self.pool.strategy == "geo"
+            group = self.groups_by_address.get(address) if remember else None
+            if group is None:
+                client = Client.of(address, None, geo, self.health)
+                client.query_family = self.family
+                group = self.registered.order(self.pool, self.usable, client).groups[0]
+                if remember:
+                    if len(self.groups_by_address) >= _ADDRESS_CACHE:
+                        self.groups_by_address.clear()
+                    self.groups_by_address[address] = group
+        if sticky:
             key = f"{group.name}/{address}"
             picked = self.sticky_cache.get(key)
             if picked is None:
                 picked = self._pick(group, Client.of(address, None, None, self.health), counters)
-                if len(self.sticky_cache) >= _STICKY_CACHE:
+                if len(self.sticky_cache) >= _ADDRESS_CACHE:
                     self.sticky_cache.clear()
                 self.sticky_cache[key] = picked
             return picked

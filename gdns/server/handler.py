@@ -1,4 +1,9 @@
-"""The one function both transports call: query bytes in, reply bytes (or nothing) out."""
+"""The one function both transports call: query bytes in, reply bytes (or nothing) out.
+
+The fast path (gdns.server.fast) answers what it has seen before; everything else is
+decoded, answered by the engine and packed here, and remembered for the fast path when it
+is the same for every client.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +14,49 @@ import time
 from gdns.answer.engine import Engine
 from gdns.logs import log_query
 from gdns.server import codec
-from gdns.web import metrics
-from gdns.web.recent import RecentAnswers
+from gdns.server.fast import FastPath
+from gdns.server.stats import QueryStats
+from gdns.web.metrics import rcode_label, type_label
 
 log = logging.getLogger("gdns.query")
 
 
 class Handler:
+    """One per transport thread: it owns its QueryStats (one writer per counter set)."""
+
     def __init__(
         self,
         engine: Engine,
         max_udp_size: int = 1232,
-        recent: RecentAnswers | None = None,
         sample: float = 0.0,
+        fast: FastPath | None = None,
+        stats: QueryStats | None = None,
     ):
         self.engine = engine
         self.sample = sample  # share of queries logged (--query-log-sample); 0 costs one test
         self.max_udp_size = max_udp_size
-        self.recent = recent  # shares of recent answers, for the API and status page
+        self.fast = fast if fast is not None else FastPath(engine, max_udp_size)
+        self.stats = stats if stats is not None else QueryStats()
 
     def __call__(self, wire: bytes, transport: str, client: tuple) -> bytes | None:
         start = time.perf_counter()
+        if self.sample and random.random() < self.sample:
+            return self.full(wire, transport, client, start, logged=True)
+        stats = self.stats
+        reply = self.fast.answer(wire, client[0], transport == "tcp", stats)
+        if reply is not None:
+            stats.observe(time.perf_counter() - start)
+            return reply
+        return self.full(wire, transport, client, start)
+
+    def full(self, wire: bytes, transport: str, client: tuple, start: float, logged: bool = False):
+        """Decode, answer and pack (and remember the result for the fast path)."""
+        stats = self.stats
         qtype = query = None
         try:
             query = codec.decode(wire, transport, client[:2], self.max_udp_size)
             if query is None:
-                metrics.DROPPED.inc()
+                stats.dropped += 1
                 return None
             if isinstance(query, codec.Reply):
                 reply = query
@@ -43,36 +65,37 @@ class Handler:
                 answer = self.engine.answer(query)
                 if answer.decisions:
                     self._count_pools(answer.decisions)
-                reply = codec.encode(query, answer, self.max_udp_size)
+                reply, whole = codec.pack(query, answer, self.max_udp_size)
+                self.fast.remember(query, answer, reply, whole)
         except Exception:  # our bug: SERVFAIL this query, keep serving the rest
             log.exception("internal error answering a query from %s", client[0])
             reply = codec.servfail(wire)
             if reply is None:
                 return None
-        family = "ipv6" if ":" in client[0] else "ipv4"
-        metrics.QUERIES.labels(transport, family, metrics.type_label(qtype)).inc()
+        key = (transport, "ipv6" if ":" in client[0] else "ipv4", type_label(qtype))
+        stats.queries[key] = stats.queries.get(key, 0) + 1
         rcode = reply[3] & 0xF
         if isinstance(reply, codec.Reply) and reply[11]:  # its OPT, last, holds the upper rcode bits
             rcode |= reply[-6] << 4
-        metrics.RESPONSES.labels(metrics.rcode_label(rcode)).inc()
+        label = rcode_label(rcode)
+        stats.responses[label] = stats.responses.get(label, 0) + 1
         if reply[2] & 0x02:
-            metrics.TRUNCATED.inc()
-        metrics.LATENCY.observe(time.perf_counter() - start)
-        if self.sample and random.random() < self.sample:
+            stats.truncated += 1
+        stats.observe(time.perf_counter() - start)
+        if logged:
             log_query(query, reply, transport, client, time.perf_counter() - start)
         return reply
 
     def _count_pools(self, decisions) -> None:
+        stats = self.stats
         for decision in decisions:
             pool = decision.pool
             if pool is None:
                 continue
             if decision.outcome != "answer":
                 if decision.outcome.startswith("all-down:"):
-                    metrics.POOL_ALL_DOWN.labels(pool.name, pool.when_all_down).inc()
+                    key = (pool.name, pool.when_all_down)
+                    stats.all_down[key] = stats.all_down.get(key, 0) + 1
                 continue
-            group = decision.group.name if decision.group else ""
             for member in decision.picked:
-                metrics.POOL_ANSWERS.labels(pool.name, group, member.address).inc()
-                if self.recent is not None:
-                    self.recent.add(member.key)
+                stats.members[member.key] = stats.members.get(member.key, 0) + 1

@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gdns.health.overrides import STATES, OverrideError
+from gdns.server import stats as query_stats
 from gdns.web import metrics
 
 MAX_REQUEST = 64 * 1024  # bytes: admin requests are tiny
@@ -32,8 +33,10 @@ def make_app(state, token: str | None) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST, middlewares=[_json_errors])
     app["state"] = state
     app["token"] = token
-    app["collector"] = metrics.MemberCollector(state)
-    metrics.REGISTRY.register(app["collector"])
+    totals = getattr(state, "query_totals", None) or (lambda: query_stats.total([]))
+    app["collectors"] = [metrics.MemberCollector(state), metrics.QueryCollector(totals)]
+    for collector in app["collectors"]:
+        metrics.REGISTRY.register(collector)
     app.on_cleanup.append(_unregister)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -50,7 +53,8 @@ def make_app(state, token: str | None) -> web.Application:
 
 
 async def _unregister(app: web.Application) -> None:
-    metrics.REGISTRY.unregister(app["collector"])
+    for collector in app["collectors"]:
+        metrics.REGISTRY.unregister(collector)
 
 
 @web.middleware

@@ -15,36 +15,6 @@ from gdns import __version__
 disable_created_metrics()  # *_created series double the output and no dashboard reads them
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-QUERIES = Counter(
-    "gdns_dns_queries_total", "DNS queries received.", ["transport", "family", "type"], registry=REGISTRY
-)
-RESPONSES = Counter("gdns_dns_responses_total", "DNS responses sent, by rcode.", ["rcode"], registry=REGISTRY)
-TRUNCATED = Counter(
-    "gdns_dns_truncated_responses_total", "UDP responses sent with TC set.", registry=REGISTRY
-)
-DROPPED = Counter(
-    "gdns_dns_dropped_queries_total",
-    "Packets dropped without a reply (no header, or a response).",
-    registry=REGISTRY,
-)
-LATENCY = Histogram(
-    "gdns_dns_answer_duration_seconds",
-    "Time to decode, answer and encode one query.",
-    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
-    registry=REGISTRY,
-)
-POOL_ANSWERS = Counter(
-    "gdns_pool_answers_total",
-    "Addresses given in pool answers, by pool, group and member.",
-    ["pool", "group", "member"],
-    registry=REGISTRY,
-)
-POOL_ALL_DOWN = Counter(
-    "gdns_pool_all_down_answers_total",
-    "Pool answers made by when_all_down, by pool and policy.",
-    ["pool", "policy"],
-    registry=REGISTRY,
-)
 CHECKS = Counter(
     "gdns_health_checks_total",
     "Health probes run, by result and reason class.",
@@ -132,6 +102,74 @@ class ProbeObserver:
         PROBE_DURATION.labels(kind).observe(seconds)
         if now_up is not None:
             TRANSITIONS.labels("up" if now_up else "down").inc()
+
+
+class QueryCollector:
+    """The answer path's counters (gdns.server.stats), summed over every transport thread and
+    worker process, as Prometheus families at scrape time."""
+
+    def __init__(self, totals):
+        self.totals = totals  # () -> a gdns.server.stats export (the sum of all of them)
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        from gdns.server.stats import LATENCY_BUCKETS
+
+        data = self.totals()
+        queries = CounterMetricFamily(
+            "gdns_dns_queries", "DNS queries received.", labels=["transport", "family", "type"]
+        )
+        for labels, value in sorted(data["queries"].items()):
+            queries.add_metric(list(labels), value)
+        yield queries
+        responses = CounterMetricFamily(
+            "gdns_dns_responses", "DNS responses sent, by rcode.", labels=["rcode"]
+        )
+        for rcode, value in sorted(data["responses"].items()):
+            responses.add_metric([rcode], value)
+        yield responses
+        yield CounterMetricFamily(
+            "gdns_dns_truncated_responses", "UDP responses sent with TC set.", value=data["truncated"]
+        )
+        yield CounterMetricFamily(
+            "gdns_dns_dropped_queries",
+            "Packets dropped without a reply (no header, or a response).",
+            value=data["dropped"],
+        )
+        cumulative, buckets = 0, []
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), data["latency"], strict=True):
+            cumulative += count
+            buckets.append((_le(bound), cumulative))
+        yield HistogramMetricFamily(
+            "gdns_dns_answer_duration_seconds",
+            "Time to answer one query, from its bytes to the reply's (fast path or full).",
+            buckets=buckets,
+            sum_value=data["latency_sum"],
+        )
+        answers = CounterMetricFamily(
+            "gdns_pool_answers",
+            "Addresses given in pool answers, by pool, group and member.",
+            labels=["pool", "group", "member"],
+        )
+        for key, value in sorted(data["members"].items()):
+            answers.add_metric(key.rsplit("/", 2), value)  # "<pool>/<group>/<address>"
+        yield answers
+        down = CounterMetricFamily(
+            "gdns_pool_all_down_answers",
+            "Pool answers made by when_all_down, by pool and policy.",
+            labels=["pool", "policy"],
+        )
+        for labels, value in sorted(data["all_down"].items()):
+            down.add_metric(list(labels), value)
+        yield down
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 class MemberCollector:

@@ -21,10 +21,10 @@ from gdns.zone.loader import load_folder
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def _responses(rcode: str) -> float:
-    for family in metrics.RESPONSES.collect():
+def _responses(handler, rcode: str) -> float:
+    for family in metrics.QueryCollector(handler.stats.export).collect():
         for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels.get("rcode") == rcode:
+            if sample.name == "gdns_dns_responses_total" and sample.labels.get("rcode") == rcode:
                 return sample.value
     return 0.0
 
@@ -33,11 +33,11 @@ def test_badvers_replies_are_counted_as_badvers_not_noerror(tmp_path):
     shutil.copy(DATA / "test.example.yaml", tmp_path)
     handler = Handler(Engine(load_folder(tmp_path)))
     wire = dns.message.make_query("host.test.example.", "A", use_edns=1).to_wire()
-    before_badvers, before_noerror = _responses("BADVERS"), _responses("NOERROR")
+    before_badvers, before_noerror = _responses(handler, "BADVERS"), _responses(handler, "NOERROR")
     reply = handler(wire, "udp", ("127.0.0.1", 5353))
     assert dns.message.from_wire(reply).rcode() == dns.rcode.BADVERS
-    assert _responses("BADVERS") == before_badvers + 1
-    assert _responses("NOERROR") == before_noerror
+    assert _responses(handler, "BADVERS") == before_badvers + 1
+    assert _responses(handler, "NOERROR") == before_noerror
 
 
 class _State:

@@ -1,0 +1,199 @@
+"""The fast path: reply bytes for common queries without decoding, resolving or packing.
+
+A query takes the fast path when it is a plain QUERY with one question and either no
+additional record or one bare OPT (EDNS version 0, no options). Its question bytes, in lower
+case, are the key into a table of answers the full path has already made:
+
+- a *static* entry (any answer that does not depend on the client or on health: records,
+  CNAME chains, NXDOMAIN, NODATA, referrals) holds the full path's reply bytes after the
+  question; the reply is the query's ID, the header flags with the query's RD bit, the
+  question exactly as the client sent it (its letter case), and those bytes;
+- a *pool* entry (A or AAAA at a pool's own name) holds the pool and, per health snapshot,
+  each member's answer record prebuilt; per query the pool's Plan picks members (the same
+  code and random draws as the full path) and the records are joined.
+
+Entries are made by the full path the first time it answers a question (`remember`), so
+what the fast path sends is what the full path sent, byte for byte (tests/unit/test_fast.py
+compares the two over a corpus). Anything else — ECS, other EDNS options or versions,
+opcodes, classes the table has not seen, answers too big for the client, all-down pools,
+`_why` traces — gets None here and goes to the full path. Static entries are dropped when the
+zones change; pool entries rebuild their records when the health snapshot does.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from dnslib import QTYPE, DNSBuffer
+
+from gdns.answer.engine import Engine
+from gdns.answer.types import Answer, Query
+from gdns.server.stats import QueryStats
+from gdns.web.metrics import rcode_label, type_label
+
+MAX_ENTRIES = 200_000  # questions remembered; past this the table starts over
+_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QD 1, AN 0, NS 0, AR 0
+_WITH_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # QD 1, AR 1
+_OPT_HEAD = b"\x00\x00\x29"  # root owner name, type OPT
+_NO_OPTIONS = b"\x00\x00"
+_COUNTS = struct.Struct("!HHHH")
+_RR_HEAD = struct.Struct("!HHHIH")  # pointer to the question name, type, class, TTL, RDLENGTH
+_QUESTION_NAME = 0xC00C
+_A, _AAAA = QTYPE.A, QTYPE.AAAA
+
+
+class Static:
+    __slots__ = ("heads", "tail", "size", "qtype", "rcode")
+
+    def __init__(self, heads: tuple[bytes, bytes], tail: bytes, size: int, qtype: str, rcode: str):
+        self.heads = heads  # flags + counts, without RD and with it
+        self.tail = tail  # everything after the question
+        self.size = size  # the whole reply's length
+        self.qtype, self.rcode = qtype, rcode  # metric labels
+
+
+class PoolAnswer:
+    __slots__ = ("pool", "family", "rtype", "qtype", "plan", "records", "opt")
+
+    def __init__(self, pool, rtype: int, opt: bytes):
+        self.pool, self.rtype, self.opt = pool, rtype, opt
+        self.family = 6 if rtype == _AAAA else 4
+        self.qtype = type_label(rtype)
+        self.plan = None
+        self.records: dict[str, bytes] = {}  # member key -> its answer record, for self.plan
+
+    def replan(self, engine: Engine) -> None:
+        self.plan = plan = engine.plan(self.pool, self.family)
+        self.records = {}
+        head = _RR_HEAD.pack
+        for members in plan.eligible.values():
+            for m in members:
+                data = _rdata_bytes(m.rdata)
+                self.records[m.key] = head(_QUESTION_NAME, self.rtype, 1, plan.ttl, len(data)) + data
+
+
+def _rdata_bytes(rdata) -> bytes:
+    buffer = DNSBuffer()
+    rdata.pack(buffer)
+    return bytes(buffer.data)
+
+
+class FastPath:
+    def __init__(self, engine: Engine, max_udp: int = 1232):
+        self.engine = engine
+        self.max_udp = max_udp
+        # Keyed by the lower-case question; one table per EDNS form: none, OPT, OPT with DO.
+        self.tables: tuple[dict, dict, dict] = ({}, {}, {})
+        self.zones = engine.zones
+        self.size = 0
+        self.geo = engine.geo.lookup if engine.geo is not None else None
+        opt = struct.Struct("!BHHIH")
+        self.opts = (b"", opt.pack(0, 41, max_udp, 0, 0), opt.pack(0, 41, max_udp, 0x8000, 0))
+
+    def answer(self, wire: bytes, address: str, tcp: bool, stats: QueryStats) -> bytes | None:
+        """The reply to `wire` from `address`, or None to use the full path."""
+        engine = self.engine
+        if engine.zones is not self.zones:
+            self._reset()
+        if len(wire) < 17 or wire[2] & 0xF8:  # a response, or an opcode other than QUERY
+            return None
+        counts = wire[4:12]
+        if counts == _PLAIN:
+            question, form, limit = wire[12:], 0, (65535 if tcp else 512)
+        elif (
+            counts == _WITH_OPT
+            and wire[-11:-8] == _OPT_HEAD
+            and wire[-2:] == _NO_OPTIONS
+            and not wire[-5]  # EDNS version 0
+            and len(wire) >= 28
+        ):
+            question = wire[12:-11]
+            form = 2 if wire[-4] & 0x80 else 1
+            limit = 65535 if tcp else min(max(512, (wire[-8] << 8) | wire[-7]), self.max_udp)
+        else:
+            return None
+        entry = self.tables[form].get(question.lower())
+        if entry is None:
+            return None
+        rd = wire[2] & 1
+        if entry.__class__ is Static:
+            if entry.size > limit:
+                return None
+            reply = wire[:2] + entry.heads[rd] + question + entry.tail
+            rcode, qtype = entry.rcode, entry.qtype
+        else:
+            plan = entry.plan
+            if plan is None or plan.health is not engine.health:
+                entry.replan(engine)
+                plan = entry.plan
+            picked = plan.pick_fast(address, engine.counters, self.geo)
+            if picked is None:
+                return None
+            records = entry.records
+            members = stats.members
+            if len(picked) == 1:
+                key = picked[0].key
+                body = records[key]
+                members[key] = members.get(key, 0) + 1
+            else:
+                body = b""
+                for member in picked:
+                    key = member.key
+                    body += records[key]
+                    members[key] = members.get(key, 0) + 1
+            reply = (
+                wire[:2]
+                + (b"\x85\x00" if rd else b"\x84\x00")
+                + _COUNTS.pack(1, len(picked), 0, 1 if form else 0)
+                + question
+                + body
+                + entry.opt
+            )
+            if len(reply) > limit:
+                return None
+            rcode, qtype = "NOERROR", entry.qtype
+        key = ("tcp" if tcp else "udp", "ipv6" if ":" in address else "ipv4", qtype)
+        queries = stats.queries
+        queries[key] = queries.get(key, 0) + 1
+        responses = stats.responses
+        responses[rcode] = responses.get(rcode, 0) + 1
+        return reply
+
+    def remember(self, query: Query, answer: Answer, reply: bytes, whole: bool) -> None:
+        """Keep what the full path just answered, when it is the same for every client."""
+        if (
+            not whole
+            or not answer.shared
+            or query.ecs is not None
+            or query.edns_version
+            or query.flags & 0x7800
+            or self.engine.zones is not self.zones
+            or len(query.question) + 12 > len(reply)
+        ):
+            return
+        form = (2 if query.dnssec_ok else 1) if query.edns else 0
+        key = query.question.lower()
+        table = self.tables[form]
+        if key in table:
+            return
+        if self.size >= MAX_ENTRIES:
+            self._reset()
+            table = self.tables[form]
+        if answer.decisions:
+            pool = answer.pool
+            if pool is None or len(answer.decisions) != 1 or query.qtype not in (_A, _AAAA):
+                return
+            table[key] = PoolAnswer(pool, query.qtype, self.opts[form])
+        else:
+            flags = ((reply[2] << 8) | reply[3]) & ~0x0100
+            counts = reply[4:12]
+            heads = (struct.pack("!H", flags) + counts, struct.pack("!H", flags | 0x0100) + counts)
+            tail = reply[12 + len(query.question) :]
+            rcode = reply[3] & 0xF
+            table[key] = Static(heads, tail, len(reply), type_label(query.qtype), rcode_label(rcode))
+        self.size += 1
+
+    def _reset(self) -> None:
+        self.tables = ({}, {}, {})
+        self.size = 0
+        self.zones = self.engine.zones
