@@ -1,0 +1,180 @@
+"""The fast path against the full path: over a corpus of queries (every name of the test and
+example zones, many types, EDNS forms, spellings, RD, both transports, resolvers in several
+networks, pools with members down), every reply the fast path gives must be byte for byte
+the full path's reply to the same query with the same random state."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import dns.edns
+import dns.flags
+import dns.message
+import pytest
+
+from gdns.answer import pools
+from gdns.answer.engine import Engine
+from gdns.geo import GeoDatabase
+from gdns.health.snapshot import HealthSnapshot, MemberHealth
+from gdns.server.handler import Handler
+from gdns.server.stats import QueryStats
+from gdns.strategy import weighted
+from gdns.zone.loader import load_folder
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+DATA = ROOT / "tests" / "data"
+TYPES = ["A", "AAAA", "MX", "TXT", "NS", "SOA", "CNAME", "SRV", "CAA", "ANY", "DS", "PTR", "HTTPS"]
+CLIENTS = ["127.0.0.1", "198.51.100.7", "203.0.113.9", "192.0.2.77", "2001:db8::5", "::ffff:198.51.100.8"]
+
+
+@pytest.fixture(scope="module")
+def zones(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zones")
+    for path in [
+        DATA / "test.example.yaml",
+        DATA / "pools" / "pools.example.yaml",
+        *ROOT.glob("zones/*.yaml"),
+    ]:
+        shutil.copy(path, folder)
+    return load_folder(folder, geoip=True)
+
+
+def health_with_some_down(zones) -> HealthSnapshot:
+    """Every third member down (some pools degrade, some fall to when_all_down)."""
+    table = {}
+    for zone in zones.zones.values():
+        for pool in zone.pools.values():
+            for i, member in enumerate(pool.members()):
+                table[member.key] = MemberHealth("down" if i % 3 == 1 else member.status, 0.01 * (i % 4))
+    return HealthSnapshot(table, 1)
+
+
+def names(zones, rng: random.Random) -> list[str]:
+    out = []
+    for zone in zones.zones.values():
+        origin = zone.origin
+        for key in [*zone.nodes, *zone.empty_nonterminals]:
+            out.append(".".join(label.decode() for label in key) + ".")
+            out.append("nope-" + out[-1] if key != origin else "nope." + out[-1])
+        out.append("a.b.below." + ".".join(label.decode() for label in origin) + ".")
+    return sorted(set(n.replace("*", "star" + str(rng.randrange(9))) for n in out))
+
+
+def spell(name: str, rng: random.Random) -> str:
+    return "".join(c.upper() if rng.random() < 0.5 else c for c in name)
+
+
+def corpus(zones, seed: int = 7):
+    rng = random.Random(seed)
+    out = []
+    for name in names(zones, rng) * 2:
+        for qtype in TYPES:
+            form = rng.choice(["none", "opt", "do", "small"])
+            kwargs = {}
+            if form != "none":
+                kwargs = {
+                    "use_edns": 0,
+                    "payload": 512 if form == "small" else 1232,
+                    "want_dnssec": form == "do",
+                }
+            message = dns.message.make_query(spell(name, rng), qtype, **kwargs)
+            message.id = rng.randrange(65536)
+            if rng.random() < 0.5:
+                message.flags &= ~dns.flags.RD
+            out.append((message.to_wire(), rng.choice(["udp", "udp", "tcp"]), rng.choice(CLIENTS)))
+    for zone in zones.zones.values():  # pool names again, from many resolver networks
+        for key in zone.pools:
+            name = ".".join(label.decode() for label in key) + "."
+            for _ in range(12):
+                message = dns.message.make_query(spell(name, rng), rng.choice(["A", "AAAA"]))
+                address = f"{rng.choice([198, 203, 192])}.{rng.randrange(256)}.{rng.randrange(256)}.1"
+                out.append((message.to_wire(), "udp", address))
+    return out
+
+
+def seeded(seed: int) -> None:
+    pools._rng.seed(seed)
+    weighted._rng.seed(seed)
+
+
+def test_fast_replies_are_the_full_replies(zones, geoip_db):
+    engine = Engine(zones, health=health_with_some_down(zones), geo=GeoDatabase(str(geoip_db)))
+    handler = Handler(engine)
+    queries = corpus(zones)
+    pool_names = {
+        ".".join(label.decode() for label in key) + "." for z in zones.zones.values() for key in z.pools
+    }
+    fast_answered = pool_answered = 0
+    for round_ in range(2):  # the first round fills the table, the second reads it
+        for i, (wire, transport, address) in enumerate(queries):
+            client = (address, 5300)
+            counters = dict(engine.counters)
+            seeded(i)
+            full = handler.full(wire, transport, client, 0.0)
+            engine.counters.clear()
+            engine.counters.update(counters)
+            seeded(i)
+            fast = handler.fast.answer(wire, address, transport == "tcp", QueryStats())
+            if fast is None:
+                continue
+            assert fast == full, (round_, dns.message.from_wire(wire).question, transport, address)
+            fast_answered += 1
+            question = dns.message.from_wire(wire).question[0]
+            pool_answered += question.name.to_text().lower() in pool_names and question.rdtype in (1, 28)
+    assert len(queries) > 3000
+    assert fast_answered > len(queries) * 0.6  # most of the corpus is answered fast on the second round
+    assert pool_answered > 200
+
+
+def test_unusual_queries_stay_on_the_full_path(zones):
+    handler = Handler(Engine(zones))
+    plain = dns.message.make_query("www.gslb.example.com.", "A")
+    handler.full(plain.to_wire(), "udp", ("127.0.0.1", 1), 0.0)
+    assert handler.fast.answer(plain.to_wire(), "127.0.0.1", False, QueryStats()) is not None
+    ecs = dns.message.make_query(
+        "www.gslb.example.com.", "A", use_edns=0, options=[dns.edns.ECSOption("198.51.100.0", 24)]
+    )
+    cookie = dns.message.make_query(
+        "www.gslb.example.com.", "A", use_edns=0, options=[dns.edns.GenericOption(10, b"12345678")]
+    )
+    notify = dns.message.make_query("www.gslb.example.com.", "A")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    version1 = dns.message.make_query("www.gslb.example.com.", "A", use_edns=1)
+    response = bytearray(plain.to_wire())
+    response[2] |= 0x80
+    for wire in (
+        ecs.to_wire(),
+        cookie.to_wire(),
+        notify.to_wire(),
+        version1.to_wire(),
+        bytes(response),
+        b"\0" * 11,
+    ):
+        handler.full(wire, "udp", ("127.0.0.1", 1), 0.0)
+        assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is None
+
+
+def test_a_reply_too_big_for_the_client_is_left_to_the_full_path(zones):
+    handler = Handler(Engine(zones))
+    big = dns.message.make_query("www.gslb.example.com.", "ANY", use_edns=0, payload=4096)
+    wire = big.to_wire()
+    handler.full(wire, "udp", ("127.0.0.1", 1), 0.0)
+    table = handler.fast.tables[1]
+    entry = table[wire[12:-11].lower()]
+    entry.size = 600  # pretend the reply is bigger than a plain (no EDNS) client can take
+    plain = dns.message.make_query("www.gslb.example.com.", "ANY").to_wire()
+    handler.fast.tables[0][plain[12:].lower()] = entry
+    assert handler.fast.answer(plain, "127.0.0.1", False, QueryStats()) is None
+    assert handler.fast.answer(plain, "127.0.0.1", True, QueryStats()) is not None  # TCP takes it
+
+
+def test_zone_swap_empties_the_table(zones):
+    engine = Engine(zones)
+    handler = Handler(engine)
+    wire = dns.message.make_query("www.gslb.example.com.", "TXT").to_wire()
+    handler.full(wire, "udp", ("127.0.0.1", 1), 0.0)
+    assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is not None
+    engine.zones = load_folder(ROOT / "zones")
+    assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is None
