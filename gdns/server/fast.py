@@ -72,6 +72,37 @@ class PoolAnswer:
                 self.records[m.key] = head(_QUESTION_NAME, self.rtype, 1, plan.ttl, len(data)) + data
 
 
+def _question_with_options(wire: bytes):
+    """(question, form, payload) for a query whose one additional record is an EDNS0 OPT
+    with well-formed options and no ECS among them; None for anything else."""
+    end, size = 12, len(wire)
+    while True:  # the question name: labels only (no pointers), as the decoder insists
+        if end >= size:
+            return None
+        length = wire[end]
+        if length & 0xC0:
+            return None
+        end += length + 1
+        if not length:
+            break
+    opt = end + 4
+    if opt + 11 > size or wire[opt : opt + 3] != _OPT_HEAD or wire[opt + 6]:  # OPT at the root, version 0
+        return None
+    rdlength = (wire[opt + 9] << 8) | wire[opt + 10]
+    offset = opt + 11
+    if offset + rdlength != size:
+        return None
+    while offset < size:
+        if offset + 4 > size:
+            return None
+        code = (wire[offset] << 8) | wire[offset + 1]
+        offset += 4 + ((wire[offset + 2] << 8) | wire[offset + 3])
+        if code == 8 or offset > size:  # ECS shapes the answer: the full path's job
+            return None
+    form = 2 if wire[opt + 7] & 0x80 else 1
+    return wire[12:opt], form, (wire[opt + 3] << 8) | wire[opt + 4]
+
+
 def _rdata_bytes(rdata) -> bytes:
     buffer = DNSBuffer()
     rdata.pack(buffer)
@@ -110,6 +141,14 @@ class FastPath:
             question = wire[12:-11]
             form = 2 if wire[-4] & 0x80 else 1
             limit = 65535 if tcp else min(max(512, (wire[-8] << 8) | wire[-7]), self.max_udp)
+        elif counts == _WITH_OPT:
+            # EDNS with options (a cookie, say): the full path ignores all but ECS, so the
+            # reply is the same as for a bare OPT. Walk to the OPT to be sure it is that.
+            found = _question_with_options(wire)
+            if found is None:
+                return None
+            question, form, payload = found
+            limit = 65535 if tcp else min(max(512, payload), self.max_udp)
         else:
             return None
         entry = self.tables[form].get(question.lower())

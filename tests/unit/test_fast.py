@@ -136,9 +136,6 @@ def test_unusual_queries_stay_on_the_full_path(zones):
     ecs = dns.message.make_query(
         "www.gslb.example.com.", "A", use_edns=0, options=[dns.edns.ECSOption("198.51.100.0", 24)]
     )
-    cookie = dns.message.make_query(
-        "www.gslb.example.com.", "A", use_edns=0, options=[dns.edns.GenericOption(10, b"12345678")]
-    )
     notify = dns.message.make_query("www.gslb.example.com.", "A")
     notify.set_opcode(dns.opcode.NOTIFY)
     version1 = dns.message.make_query("www.gslb.example.com.", "A", use_edns=1)
@@ -146,7 +143,6 @@ def test_unusual_queries_stay_on_the_full_path(zones):
     response[2] |= 0x80
     for wire in (
         ecs.to_wire(),
-        cookie.to_wire(),
         notify.to_wire(),
         version1.to_wire(),
         bytes(response),
@@ -154,6 +150,25 @@ def test_unusual_queries_stay_on_the_full_path(zones):
     ):
         handler.full(wire, "udp", ("127.0.0.1", 1), 0.0)
         assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is None
+
+
+def test_other_edns_options_are_ignored_as_the_full_path_ignores_them(zones):
+    handler = Handler(Engine(zones))
+    client = ("127.0.0.1", 1)
+    bare = dns.message.make_query("www.gslb.example.com.", "A", use_edns=0, want_dnssec=True)
+    handler.full(bare.to_wire(), "udp", client, 0.0)
+    cookie = dns.message.make_query(
+        "www.gslb.example.com.",
+        "A",
+        use_edns=0,
+        want_dnssec=True,
+        options=[dns.edns.GenericOption(10, b"12345678"), dns.edns.GenericOption(12, b"\0" * 20)],
+    )
+    wire = cookie.to_wire()
+    fast = handler.fast.answer(wire, "127.0.0.1", False, QueryStats())
+    assert fast is not None and fast == handler.full(wire, "udp", client, 0.0)
+    for broken in (wire[:-1], wire + b"\0", wire[:-24] + b"\0\x08" + wire[-22:]):  # short, long, ECS code
+        assert handler.fast.answer(broken, "127.0.0.1", False, QueryStats()) is None
 
 
 def test_a_reply_too_big_for_the_client_is_left_to_the_full_path(zones):
