@@ -71,7 +71,7 @@ def corpus(zones, seed: int = 7):
     out = []
     for name in names(zones, rng) * 2:
         for qtype in TYPES:
-            form = rng.choice(["none", "opt", "do", "small"])
+            form = rng.choice(["none", "opt", "do", "small", "cookie"])
             kwargs = {}
             if form != "none":
                 kwargs = {
@@ -79,6 +79,8 @@ def corpus(zones, seed: int = 7):
                     "payload": 512 if form == "small" else 1232,
                     "want_dnssec": form == "do",
                 }
+            if form == "cookie":
+                kwargs["options"] = [dns.edns.GenericOption(10, rng.randbytes(8))]
             message = dns.message.make_query(spell(name, rng), qtype, **kwargs)
             message.id = rng.randrange(65536)
             if rng.random() < 0.5:
