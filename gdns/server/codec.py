@@ -80,7 +80,7 @@ def decode(wire: bytes, transport: str, client: tuple[str, int], max_udp: int = 
     ecs = None
     if ECS_OPTION in options:
         try:
-            ecs = _read_ecs(options[ECS_OPTION])
+            ecs = read_ecs(options[ECS_OPTION])
         except ValueError:
             return _error(qid, flags, FORMERR, question, edns=_opt(dnssec_ok, max_udp))
     return Query(
@@ -217,7 +217,7 @@ def _read_options(rdata: bytes) -> dict[int, bytes]:
     return options
 
 
-def _read_ecs(data: bytes) -> ClientSubnet:
+def read_ecs(data: bytes) -> ClientSubnet:
     """RFC 7871 section 6: anything inconsistent is FORMERR."""
     if len(data) < 4:
         raise ValueError("short ECS")

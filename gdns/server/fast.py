@@ -28,7 +28,9 @@ from dnslib import QTYPE, DNSBuffer
 
 from gdns.answer.engine import Engine
 from gdns.answer.types import Answer, Query
+from gdns.server import codec
 from gdns.server.stats import QueryStats
+from gdns.strategy.client import Client
 from gdns.web.metrics import rcode_label, type_label
 
 MAX_ENTRIES = 200_000  # questions remembered; past this the table starts over
@@ -38,6 +40,7 @@ _OPT_HEAD = b"\x00\x00\x29"  # root owner name, type OPT
 _NO_OPTIONS = b"\x00\x00"
 _COUNTS = struct.Struct("!HHHH")
 _RR_HEAD = struct.Struct("!HHHIH")  # pointer to the question name, type, class, TTL, RDLENGTH
+_ECS_HEAD = struct.Struct("!HHHBB")  # option code, length, family, source and scope prefix
 _QUESTION_NAME = 0xC00C
 _A, _AAAA = QTYPE.A, QTYPE.AAAA
 
@@ -86,6 +89,7 @@ def _question_with_options(wire: bytes):
         if not length:
             break
     opt = end + 4
+    ecs = None
     if opt + 11 > size or wire[opt : opt + 3] != _OPT_HEAD or wire[opt + 6]:  # OPT at the root, version 0
         return None
     rdlength = (wire[opt + 9] << 8) | wire[opt + 10]
@@ -96,11 +100,30 @@ def _question_with_options(wire: bytes):
         if offset + 4 > size:
             return None
         code = (wire[offset] << 8) | wire[offset + 1]
-        offset += 4 + ((wire[offset + 2] << 8) | wire[offset + 3])
-        if code == 8 or offset > size:  # ECS shapes the answer: the full path's job
+        start = offset + 4
+        offset = start + ((wire[offset + 2] << 8) | wire[offset + 3])
+        if offset > size:
             return None
+        if code == 8 and ecs is None:  # the first ECS counts, as in the decoder
+            ecs = wire[start:offset]
+            if not _ecs_ok(ecs):
+                return None  # the full path's FORMERR
     form = 2 if wire[opt + 7] & 0x80 else 1
-    return wire[12:opt], form, (wire[opt + 3] << 8) | wire[opt + 4]
+    return wire[12:opt], form, (wire[opt + 3] << 8) | wire[opt + 4], ecs
+
+
+def _ecs_ok(data: bytes) -> bool:
+    """RFC 7871 section 6, as gdns.server.codec.read_ecs checks it."""
+    if len(data) < 4:
+        return False
+    family, source, scope = (data[0] << 8) | data[1], data[2], data[3]
+    width = 32 if family == 1 else 128 if family == 2 else 0
+    if not width or source > width or scope:
+        return False
+    address = data[4:]
+    if len(address) != (source + 7) // 8:
+        return False
+    return not (source % 8 and address and address[-1] & (0xFF >> (source % 8)))
 
 
 def _rdata_bytes(rdata) -> bytes:
@@ -147,8 +170,13 @@ class FastPath:
             found = _question_with_options(wire)
             if found is None:
                 return None
-            question, form, payload = found
+            question, form, payload, ecs = found
             limit = 65535 if tcp else min(max(512, payload), self.max_udp)
+            if ecs is not None:
+                entry = self.tables[form].get(question.lower())
+                if entry is None:
+                    return None
+                return self._with_ecs(entry, wire, question, ecs, limit, address, tcp, stats)
         else:
             return None
         entry = self.tables[form].get(question.lower())
@@ -198,12 +226,57 @@ class FastPath:
         responses[rcode] = responses.get(rcode, 0) + 1
         return reply
 
+    def _with_ecs(self, entry, wire, question, ecs: bytes, limit: int, address: str, tcp: bool, stats):
+        """A query with EDNS Client Subnet: the reply echoes the option with its scope, and
+        a pool decides for the client subnet (through Plan.decide, as the full path does)."""
+        engine = self.engine
+        rd = wire[2] & 1
+        if entry.__class__ is Static:  # the same for every client: scope 0
+            option = _ECS_HEAD.pack(8, len(ecs), (ecs[0] << 8) | ecs[1], ecs[2], 0) + ecs[4:]
+            if entry.size + len(option) > limit:
+                return None
+            tail = entry.tail[:-2] + len(option).to_bytes(2, "big") + option
+            reply = wire[:2] + entry.heads[rd] + question + tail
+            rcode, qtype = entry.rcode, entry.qtype
+        else:
+            plan = entry.plan
+            if plan is None or plan.health is not engine.health:
+                entry.replan(engine)
+                plan = entry.plan
+            subnet = codec.read_ecs(ecs)
+            client = Client.of(address, subnet, self.geo, engine.health)
+            decision = plan.decide(client, engine.counters)
+            if decision.outcome != "answer":
+                return None
+            option = _ECS_HEAD.pack(8, len(ecs), (ecs[0] << 8) | ecs[1], ecs[2], decision.scope) + ecs[4:]
+            records, members = entry.records, stats.members
+            body = b""
+            for member in decision.picked:
+                body += records[member.key]
+                members[member.key] = members.get(member.key, 0) + 1
+            reply = (
+                wire[:2]
+                + (b"\x85\x00" if rd else b"\x84\x00")
+                + _COUNTS.pack(1, len(decision.picked), 0, 1)
+                + question
+                + body
+                + entry.opt[:-2]
+                + len(option).to_bytes(2, "big")
+                + option
+            )
+            if len(reply) > limit:
+                return None
+            rcode, qtype = "NOERROR", entry.qtype
+        key = ("tcp" if tcp else "udp", "ipv6" if ":" in address else "ipv4", qtype)
+        stats.queries[key] = stats.queries.get(key, 0) + 1
+        stats.responses[rcode] = stats.responses.get(rcode, 0) + 1
+        return reply
+
     def remember(self, query: Query, answer: Answer, reply: bytes, whole: bool) -> None:
         """Keep what the full path just answered, when it is the same for every client."""
         if (
             not whole
             or not answer.shared
-            or query.ecs is not None
             or query.edns_version
             or query.flags & 0x7800
             or self.engine.zones is not self.zones
@@ -224,6 +297,11 @@ class FastPath:
                 return
             table[key] = PoolAnswer(pool, query.qtype, self.opts[form])
         else:
+            if query.ecs is not None:
+                # Keep the reply as a query without ECS gets it: the OPT without the option
+                # (a static answer's only ECS-dependent bytes; _with_ecs adds it back).
+                size = 8 + (query.ecs.source_prefix + 7) // 8
+                reply = reply[: -size - 2] + b"\x00\x00"
             flags = ((reply[2] << 8) | reply[3]) & ~0x0100
             counts = reply[4:12]
             heads = (struct.pack("!H", flags) + counts, struct.pack("!H", flags | 0x0100) + counts)

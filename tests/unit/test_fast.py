@@ -12,6 +12,7 @@ from pathlib import Path
 import dns.edns
 import dns.flags
 import dns.message
+import dns.rcode
 import pytest
 
 from gdns.answer import pools
@@ -62,6 +63,16 @@ def names(zones, rng: random.Random) -> list[str]:
     return sorted(set(n.replace("*", "star" + str(rng.randrange(9))) for n in out))
 
 
+def ecs_option(rng: random.Random) -> dns.edns.ECSOption:
+    """A client subnet: IPv4 /24 or /16 in the test GeoIP database's networks and others, or IPv6."""
+    choice = rng.randrange(4)
+    if choice == 3:
+        return dns.edns.ECSOption(f"2001:db8:{rng.randrange(65536):x}::", 56)
+    first = rng.choice([198, 203, 192, 81, 1])
+    prefix = 16 if choice == 2 else 24
+    return dns.edns.ECSOption(f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.0", prefix)
+
+
 def spell(name: str, rng: random.Random) -> str:
     return "".join(c.upper() if rng.random() < 0.5 else c for c in name)
 
@@ -71,7 +82,7 @@ def corpus(zones, seed: int = 7):
     out = []
     for name in names(zones, rng) * 2:
         for qtype in TYPES:
-            form = rng.choice(["none", "opt", "do", "small", "cookie"])
+            form = rng.choice(["none", "opt", "do", "small", "cookie", "ecs"])
             kwargs = {}
             if form != "none":
                 kwargs = {
@@ -81,6 +92,8 @@ def corpus(zones, seed: int = 7):
                 }
             if form == "cookie":
                 kwargs["options"] = [dns.edns.GenericOption(10, rng.randbytes(8))]
+            if form == "ecs":
+                kwargs["options"] = [ecs_option(rng)]
             message = dns.message.make_query(spell(name, rng), qtype, **kwargs)
             message.id = rng.randrange(65536)
             if rng.random() < 0.5:
@@ -89,8 +102,14 @@ def corpus(zones, seed: int = 7):
     for zone in zones.zones.values():  # pool names again, from many resolver networks
         for key in zone.pools:
             name = ".".join(label.decode() for label in key) + "."
-            for _ in range(12):
-                message = dns.message.make_query(spell(name, rng), rng.choice(["A", "AAAA"]))
+            for _ in range(16):
+                options = [ecs_option(rng)] if rng.random() < 0.4 else None
+                message = dns.message.make_query(
+                    spell(name, rng),
+                    rng.choice(["A", "AAAA"]),
+                    use_edns=0 if options else None,
+                    options=options,
+                )
                 address = f"{rng.choice([198, 203, 192])}.{rng.randrange(256)}.{rng.randrange(256)}.1"
                 out.append((message.to_wire(), "udp", address))
     return out
@@ -143,8 +162,14 @@ def test_unusual_queries_stay_on_the_full_path(zones):
     version1 = dns.message.make_query("www.gslb.example.com.", "A", use_edns=1)
     response = bytearray(plain.to_wire())
     response[2] |= 0x80
+    ecs = dns.message.make_query(
+        "www.gslb.example.com.", "A", use_edns=0, options=[dns.edns.ECSOption("198.51.100.0", 23)]
+    )
+    bad_ecs = ecs.to_wire()[:-1] + b"\x65"  # a bit set beyond the /23 source prefix: FORMERR
+    formerr = dns.message.from_wire(handler.full(bad_ecs, "udp", ("127.0.0.1", 1), 0.0))
+    assert formerr.rcode() == dns.rcode.FORMERR
     for wire in (
-        ecs.to_wire(),
+        bad_ecs,
         notify.to_wire(),
         version1.to_wire(),
         bytes(response),
@@ -152,6 +177,18 @@ def test_unusual_queries_stay_on_the_full_path(zones):
     ):
         handler.full(wire, "udp", ("127.0.0.1", 1), 0.0)
         assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is None
+
+
+def test_ecs_queries_get_the_option_back_with_their_scope(zones):
+    handler = Handler(Engine(zones))
+    client = ("127.0.0.1", 1)
+    for name, scope in (("www.gslb.example.com.", 0), ("geo.gslb.example.com.", 24)):
+        query = dns.message.make_query(name, "A", use_edns=0, options=[dns.edns.ECSOption("203.0.113.0", 24)])
+        full = handler.full(query.to_wire(), "udp", client, 0.0)
+        fast = handler.fast.answer(query.to_wire(), "127.0.0.1", False, QueryStats())
+        assert fast is not None and fast == full
+        [option] = dns.message.from_wire(fast).options
+        assert (option.address, option.srclen, option.scopelen) == ("203.0.113.0", 24, scope)
 
 
 def test_other_edns_options_are_ignored_as_the_full_path_ignores_them(zones):
