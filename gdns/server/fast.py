@@ -272,14 +272,17 @@ class FastPath:
         stats.responses[rcode] = stats.responses.get(rcode, 0) + 1
         return reply
 
-    def remember(self, query: Query, answer: Answer, reply: bytes, whole: bool) -> None:
-        """Keep what the full path just answered, when it is the same for every client."""
+    def remember(self, query: Query, answer: Answer, reply: bytes, whole: bool, zones) -> None:
+        """Keep what the full path just answered from `zones`, when it is the same for every
+        client. Another thread may have swapped the zones and emptied the table meanwhile:
+        an answer made from other zones than the table's is not kept."""
         if (
-            not whole
+            zones is not self.zones
+            or not whole
             or not answer.shared
             or query.edns_version
             or query.flags & 0x7800
-            or self.engine.zones is not self.zones
+            or self.engine.zones is not zones
             or len(query.question) + 12 > len(reply)
         ):
             return

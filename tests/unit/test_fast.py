@@ -19,6 +19,7 @@ from gdns.answer import pools
 from gdns.answer.engine import Engine
 from gdns.geo import GeoDatabase
 from gdns.health.snapshot import HealthSnapshot, MemberHealth
+from gdns.server import codec
 from gdns.server.handler import Handler
 from gdns.server.stats import QueryStats
 from gdns.strategy import weighted
@@ -232,3 +233,21 @@ def test_zone_swap_empties_the_table(zones):
     assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is not None
     engine.zones = load_folder(ROOT / "zones")
     assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is None
+
+
+def test_an_answer_made_from_swapped_out_zones_is_not_kept(zones):
+    # Two UDP threads: one is answering from the old zones on the full path while the other
+    # has seen the reload and emptied the table. The old answer must not land in the new table.
+    engine = Engine(zones)
+    handler = Handler(engine)
+    wire = dns.message.make_query("www.gslb.example.com.", "TXT").to_wire()
+    query = codec.decode(wire, "udp", ("127.0.0.1", 1))
+    old = engine.zones
+    answer = engine.answer(query)
+    reply, whole = codec.pack(query, answer)
+    engine.zones = load_folder(ROOT / "zones")
+    assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is None  # sees the swap
+    handler.fast.remember(query, answer, reply, whole, old)
+    assert not any(handler.fast.tables)
+    handler.full(wire, "udp", ("127.0.0.1", 1), 0.0)
+    assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is not None
