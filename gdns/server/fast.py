@@ -45,23 +45,30 @@ _QUESTION_NAME = 0xC00C
 _A, _AAAA = QTYPE.A, QTYPE.AAAA
 
 
+def _query_keys(qtype: str) -> tuple:
+    """gdns_dns_queries_total label tuples, indexed by 2 * (TCP) + (IPv6)."""
+    return tuple((transport, family, qtype) for transport in ("udp", "tcp") for family in ("ipv4", "ipv6"))
+
+
 class Static:
-    __slots__ = ("heads", "tail", "size", "qtype", "rcode")
+    __slots__ = ("heads", "tail", "size", "qtype", "rcode", "keys")
 
     def __init__(self, heads: tuple[bytes, bytes], tail: bytes, size: int, qtype: str, rcode: str):
         self.heads = heads  # flags + counts, without RD and with it
         self.tail = tail  # everything after the question
         self.size = size  # the whole reply's length
         self.qtype, self.rcode = qtype, rcode  # metric labels
+        self.keys = _query_keys(qtype)
 
 
 class PoolAnswer:
-    __slots__ = ("pool", "family", "rtype", "qtype", "plan", "records", "opt")
+    __slots__ = ("pool", "family", "rtype", "qtype", "plan", "records", "opt", "keys")
 
     def __init__(self, pool, rtype: int, opt: bytes):
         self.pool, self.rtype, self.opt = pool, rtype, opt
         self.family = 6 if rtype == _AAAA else 4
         self.qtype = type_label(rtype)
+        self.keys = _query_keys(self.qtype)
         self.plan = None
         self.records: dict[str, bytes] = {}  # member key -> its answer record, for self.plan
 
@@ -147,13 +154,16 @@ class FastPath:
     def answer(self, wire: bytes, address: str, tcp: bool, stats: QueryStats) -> bytes | None:
         """The reply to `wire` from `address`, or None to use the full path."""
         engine = self.engine
-        if engine.zones is not self.zones:
+        if engine._zones is not self.zones:  # the attribute, not the property: this runs per query
             self._reset()
         if len(wire) < 17 or wire[2] & 0xF8:  # a response, or an opcode other than QUERY
             return None
         counts = wire[4:12]
         if counts == _PLAIN:
-            question, form, limit = wire[12:], 0, (65535 if tcp else 512)
+            question = wire[12:]
+            entry = self.tables[0].get(question.lower())
+            limit = 65535 if tcp else 512
+            form = 0
         elif (
             counts == _WITH_OPT
             and wire[-11:-8] == _OPT_HEAD
@@ -163,6 +173,7 @@ class FastPath:
         ):
             question = wire[12:-11]
             form = 2 if wire[-4] & 0x80 else 1
+            entry = self.tables[form].get(question.lower())
             limit = 65535 if tcp else min(max(512, (wire[-8] << 8) | wire[-7]), self.max_udp)
         elif counts == _WITH_OPT:
             # EDNS with options (a cookie, say): the full path ignores all but ECS, so the
@@ -171,26 +182,24 @@ class FastPath:
             if found is None:
                 return None
             question, form, payload, ecs = found
+            entry = self.tables[form].get(question.lower())
             limit = 65535 if tcp else min(max(512, payload), self.max_udp)
             if ecs is not None:
-                entry = self.tables[form].get(question.lower())
                 if entry is None:
                     return None
                 return self._with_ecs(entry, wire, question, ecs, limit, address, tcp, stats)
         else:
             return None
-        entry = self.tables[form].get(question.lower())
         if entry is None:
             return None
-        rd = wire[2] & 1
         if entry.__class__ is Static:
             if entry.size > limit:
                 return None
-            reply = wire[:2] + entry.heads[rd] + question + entry.tail
-            rcode, qtype = entry.rcode, entry.qtype
+            reply = wire[:2] + entry.heads[wire[2] & 1] + question + entry.tail
+            rcode = entry.rcode
         else:
             plan = entry.plan
-            if plan is None or plan.health is not engine.health:
+            if plan is None or plan.health is not engine._health:
                 entry.replan(engine)
                 plan = entry.plan
             picked = plan.pick_fast(address, engine.counters, self.geo)
@@ -210,7 +219,7 @@ class FastPath:
                     members[key] = members.get(key, 0) + 1
             reply = (
                 wire[:2]
-                + (b"\x85\x00" if rd else b"\x84\x00")
+                + (b"\x85\x00" if wire[2] & 1 else b"\x84\x00")
                 + _COUNTS.pack(1, len(picked), 0, 1 if form else 0)
                 + question
                 + body
@@ -218,8 +227,8 @@ class FastPath:
             )
             if len(reply) > limit:
                 return None
-            rcode, qtype = "NOERROR", entry.qtype
-        key = ("tcp" if tcp else "udp", "ipv6" if ":" in address else "ipv4", qtype)
+            rcode = "NOERROR"
+        key = entry.keys[(2 if tcp else 0) + (":" in address)]
         queries = stats.queries
         queries[key] = queries.get(key, 0) + 1
         responses = stats.responses
