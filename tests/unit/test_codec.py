@@ -304,7 +304,7 @@ def test_servfail_for_our_own_errors():
 
 def test_handler_turns_an_engine_failure_into_servfail():
     class Broken:
-        zones = geo = None
+        zones = _zones = geo = None
 
         def answer(self, query):
             raise RuntimeError("a bug")
