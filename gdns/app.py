@@ -8,6 +8,7 @@ import errno
 import logging
 import signal
 import socket
+import sys
 import time
 
 from aiohttp import web
@@ -35,7 +36,7 @@ _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
 
 
 class StartupError(Exception):
-    """A problem that stops the server from starting, said in one line."""
+    """A problem that stops the server from starting (or, with workers, running), said in one line."""
 
     def __init__(self, message: str, errno: int | None = None):
         super().__init__(message)
@@ -46,8 +47,10 @@ def _family(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _socket(host: str, kind: int) -> socket.socket:
+def _socket(host: str, kind: int, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(_family(host), kind)
+    if reuse_port:  # --workers: several sockets share the port; the kernel spreads the queries
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if kind == socket.SOCK_STREAM:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     else:
@@ -59,14 +62,14 @@ def _socket(host: str, kind: int) -> socket.socket:
     return sock
 
 
-def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
     """A TCP and a UDP socket on the same port; port 0 picks one free for both."""
     for _ in range(50 if port == 0 else 1):
         made: list[socket.socket] = []
         try:
-            tcp = _socket(host, socket.SOCK_STREAM)
+            tcp = _socket(host, socket.SOCK_STREAM, reuse_port)
             made.append(tcp)
-            udp = _socket(host, socket.SOCK_DGRAM)
+            udp = _socket(host, socket.SOCK_DGRAM, reuse_port)
             made.append(udp)
             tcp.bind((host, port))
             udp.bind((host, tcp.getsockname()[1]))
@@ -77,6 +80,32 @@ def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
             if port == 0 and exc.errno == errno.EADDRINUSE:
                 continue
             raise StartupError(_bind_message(host, port, exc), exc.errno) from None
+    raise StartupError(f"cannot find a free port on {host} for both UDP and TCP")
+
+
+def bind_shared(host: str, port: int, count: int) -> list[tuple[socket.socket, socket.socket]]:
+    """`count` TCP+UDP pairs on one port with SO_REUSEPORT, one pair per worker process.
+
+    A plain pair is bound first, to find the port (or find it busy) exactly as one process
+    would: SO_REUSEPORT alone would quietly share a port that another gdns (same user) holds.
+    """
+    for _ in range(20 if port == 0 else 1):
+        probe = bind_pair(host, port)  # a busy port: the usual one-line error
+        got = probe[1].getsockname()[1]
+        for sock in probe:
+            sock.close()
+        pairs: list[tuple[socket.socket, socket.socket]] = []
+        try:
+            for _ in range(count):
+                pairs.append(bind_pair(host, got, reuse_port=True))
+            return pairs
+        except StartupError as exc:
+            for pair in pairs:
+                for sock in pair:
+                    sock.close()
+            if port == 0 and exc.errno == errno.EADDRINUSE:  # taken between the two binds
+                continue
+            raise
     raise StartupError(f"cannot find a free port on {host} for both UDP and TCP")
 
 
@@ -105,25 +134,116 @@ def open_geoip(path: str):
         raise StartupError(f"GeoIP database {path}: cannot be read ({exc})") from None
 
 
+def build_engine(zones, settings: Settings, geo, health: HealthSnapshot) -> Engine:
+    """The answer engine as `gdns serve` configures it (the same in a worker process)."""
+    return Engine(
+        zones,
+        version=settings.chaos_version,
+        identity=settings.chaos_id,
+        geo=geo,
+        health=health,
+        why_from=settings.why_from,
+    )
+
+
+class Listeners:
+    """DNS answered on bound sockets: a UDP thread per UDP socket (or the event loop with
+    --udp-on-loop) and an asyncio server per TCP socket, all calling Handlers over one Engine.
+    The one process of `gdns serve` and every --workers process serve through this."""
+
+    def __init__(self):
+        self.handlers: list[Handler] = []  # one per transport thread, each with its own counters
+        self.transports: list = []
+        self.udp_threads: list[UDPThread] = []
+        self.servers: list[asyncio.base_events.Server] = []
+        self.addresses: list[tuple[str, int]] = []
+
+    def totals(self) -> list[dict]:
+        return [h.stats.export() for h in self.handlers]
+
+    async def close(self, release_udp: bool = True) -> None:
+        """Stop answering. `release_udp=False` leaves the UDP threads' sockets alone (a worker
+        about to exit: shutting a socket down would break it for the parent, which keeps it
+        for a restarted worker); the threads are daemons and end with the process."""
+        for transport in self.transports:
+            transport.close()
+        for thread in self.udp_threads:
+            if release_udp:
+                await asyncio.to_thread(thread.close)
+            else:
+                thread.closing = True
+        for server in self.servers:
+            server.close()
+            if hasattr(server, "close_clients"):  # Python 3.13+
+                server.close_clients()
+        for server in self.servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 2)
+
+
+async def serve_dns(engine: Engine, settings: Settings, pairs) -> Listeners:
+    """Answer DNS with `engine` on each bound (tcp, udp) pair."""
+    s = settings
+    out = Listeners()
+    fast = FastPath(engine, s.max_udp_size)
+    handler = Handler(engine, s.max_udp_size, sample=s.query_log_sample, fast=fast)
+    out.handlers.append(handler)
+    limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
+    loop = asyncio.get_running_loop()
+    for tcp, udp in pairs:
+        size_buffers(udp)
+        if s.udp_on_loop:
+            transport, _ = await loop.create_datagram_endpoint(lambda: UDPProtocol(handler), sock=udp)
+            out.transports.append(transport)
+        else:
+            # Its own Handler: each thread writes only its own counters.
+            own = Handler(engine, s.max_udp_size, sample=s.query_log_sample, fast=fast)
+            out.handlers.append(own)
+            thread = UDPThread(udp, own)
+            thread.start()
+            out.udp_threads.append(thread)
+        server = await loop.create_server(lambda: TCPProtocol(handler, limits), sock=tcp, backlog=1024)
+        out.servers.append(server)
+        out.addresses.append(udp.getsockname()[:2])
+    return out
+
+
+def _shown(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class App:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.engine: Engine | None = None
         self.reloader: ZoneReloader | None = None
-        self.transports: list = []
-        self.udp_threads: list[UDPThread] = []
-        self.servers: list[asyncio.base_events.Server] = []
+        self.listeners: Listeners | None = None  # one process: it answers DNS itself
+        self.workers = None  # --workers N > 1: a gdns.workers.WorkerPool answers DNS
+        self.sockets: list[socket.socket] = []  # bound for the workers; kept for restarts
         self.addresses: list[tuple[str, int]] = []
         self._stop = asyncio.Event()
+        self._fatal: str | None = None  # why the instance stopped on its own (workers keep dying)
         self.monitor: HealthMonitor | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.ready = False
-        self.not_ready_reason = "loading zones"
-        self.handlers: list[Handler] = []  # one per transport thread, each with its own counters
+        self._started = False
+        self._phase = "loading zones"  # why not ready, until started
         self.recent = RecentAnswers(lambda: self.query_totals()["members"])
         self.loaded_at: float | None = None
         self.web_runner: web.AppRunner | None = None
         self.web_address: tuple[str, int] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Started, and with workers: every worker serves the current zones."""
+        return self._started and (self.workers is None or self.workers.current())
+
+    @property
+    def not_ready_reason(self) -> str:
+        if not self._started:
+            return self._phase
+        if self.workers is not None:
+            return self.workers.waiting_for()
+        return ""
 
     async def set_zones(self, zones) -> None:
         """Swap in reloaded zones. Probes of targets that stay keep their state; new targets
@@ -134,20 +254,30 @@ class App:
             self.monitor.update(zones)
             if any(t.state.up is None for t in self.monitor.targets.values()):
                 await self.monitor.first_round(self.settings.first_probe_deadline)
+            if self.workers is not None:
+                # Still held: no snapshot of the new zones may reach a worker before they do.
+                frames = await self.workers.pack(zones)
         finally:
             self.monitor.release()
         # Both swaps happen on the loop thread with no await between them, so every query
         # sees the old zones with the old health, or the new with the new.
         self.engine.health = self.monitor.snapshot(zones)
         self.engine.zones = zones
+        if self.workers is not None:
+            self.workers.send_zones(frames, self.engine.health)  # each worker swaps both at once
 
     def query_totals(self) -> dict:
-        """The answer counters of every transport, summed (for /metrics and shares)."""
-        return stats.total(h.stats.export() for h in self.handlers)
+        """The answer counters of every transport (and worker), summed (for /metrics and shares)."""
+        parts = self.listeners.totals() if self.listeners is not None else []
+        if self.workers is not None:
+            parts += self.workers.totals()
+        return stats.total(parts)
 
     def set_health(self, snapshot: HealthSnapshot) -> None:
         if self.engine is not None:  # the first snapshot is handed to the Engine directly
             self.engine.health = snapshot
+            if self.workers is not None:
+                self.workers.send_health(snapshot)
 
     async def start(self) -> None:
         s = self.settings
@@ -157,53 +287,49 @@ class App:
             overrides = Overrides(s.state_file)
         except OverrideError as exc:
             raise StartupError(str(exc)) from None
-        pairs = self._bind()  # fail fast on a busy port, before any probing
+        if s.workers > 1 and not sys.platform.startswith("linux"):
+            # Elsewhere SO_REUSEPORT gives all of a port's queries to one socket, or is missing.
+            raise StartupError("--workers above 1 needs Linux (SO_REUSEPORT spreading queries)")
+        groups = self._bind()  # fail fast on a busy port, before any probing
         try:
             await self._start_web()
-            self.not_ready_reason = "first probe round in progress"
+            self._phase = "first probe round in progress"
             await self._first_probe_round(zones, overrides)
-        except BaseException:
-            for pair in pairs:
-                for sock in pair:
-                    sock.close()
-            raise
-        self.engine = Engine(
-            zones,
-            version=s.chaos_version,
-            identity=s.chaos_id,
-            geo=geo,
-            health=self.monitor.snapshot(zones),
-            why_from=s.why_from,
-        )
-        fast = FastPath(self.engine, s.max_udp_size)
-        handler = Handler(self.engine, s.max_udp_size, sample=s.query_log_sample, fast=fast)
-        self.handlers.append(handler)
-        limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
-        loop = asyncio.get_running_loop()
-        for tcp, udp in pairs:
-            size_buffers(udp)
-            if s.udp_on_loop:
-                transport, _ = await loop.create_datagram_endpoint(lambda: UDPProtocol(handler), sock=udp)
-                self.transports.append(transport)
+            self.engine = build_engine(zones, s, geo, self.monitor.snapshot(zones))
+            if s.workers > 1:
+                from gdns.workers import WorkerPool
+
+                self.sockets = [sock for group in groups for pair in group for sock in pair]
+                self._phase = "starting worker processes"
+                # Worker i gets the i-th pair of every address.
+                per_worker = [[group[i] for group in groups] for i in range(s.workers)]
+                self.workers = WorkerPool(s, per_worker, self._worker_failure)
+                await self.workers.start(zones, self.engine.health)
+                addresses = [group[0][1].getsockname()[:2] for group in groups]
             else:
-                # Its own Handler: each thread writes only its own counters.
-                own = Handler(self.engine, s.max_udp_size, sample=s.query_log_sample, fast=fast)
-                self.handlers.append(own)
-                thread = UDPThread(udp, own)
-                thread.start()
-                self.udp_threads.append(thread)
-            server = await loop.create_server(lambda: TCPProtocol(handler, limits), sock=tcp, backlog=1024)
-            self.servers.append(server)
-            host, port = udp.getsockname()[:2]
+                self.listeners = await serve_dns(self.engine, s, [group[0] for group in groups])
+                addresses = self.listeners.addresses
+        except BaseException:
+            for group in groups:
+                for pair in group:
+                    for sock in pair:
+                        sock.close()
+            self.sockets = []
+            raise
+        for host, port in addresses:
             self.addresses.append((host, port))
-            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            log.info("listening on %s (udp, tcp)", shown)
+            log.info("listening on %s (udp, tcp)", _shown(host, port))
         self.reloader = ZoneReloader(s.zones, self.set_zones, s.reload_interval, geoip=geo is not None)
         self.reloader.observer = self._reloaded
         names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
         log.info("serving %d zone(s): %s", len(zones), names)
         self._loaded(len(zones))
-        self.ready, self.not_ready_reason = True, ""
+        self._started, self._phase = True, ""
+
+    def _worker_failure(self, message: str) -> None:
+        """The workers keep dying: stop the instance, with this as the error."""
+        self._fatal = message
+        self._stop.set()
 
     def _loaded(self, count: int) -> None:
         self.loaded_at = time.time()
@@ -240,21 +366,26 @@ class App:
         shown = f"[{self.web_address[0]}]" if ":" in self.web_address[0] else self.web_address[0]
         log.info("web side on http://%s:%d/ (metrics, status, API)", shown, self.web_address[1])
 
-    def _bind(self) -> list[tuple[socket.socket, socket.socket]]:
+    def _bind(self) -> list[list[tuple[socket.socket, socket.socket]]]:
+        """Per --listen address: one (tcp, udp) pair, or with workers one per worker."""
         s = self.settings
-        pairs = []
+        groups = []
         for host, port in s.listen:
             try:
-                pairs.append(bind_pair(host, port))
+                if s.workers > 1:
+                    groups.append(bind_shared(host, port, s.workers))
+                else:
+                    groups.append([bind_pair(host, port)])
             except StartupError as exc:
                 if s.listen_is_default and ":" in host and exc.errno in _NO_IPV6:
                     log.warning("IPv6 is not available here; serving IPv4 only (%s)", exc)
                     continue
-                for pair in pairs:
-                    for sock in pair:
-                        sock.close()
+                for group in groups:
+                    for pair in group:
+                        for sock in pair:
+                            sock.close()
                 raise
-        return pairs
+        return groups
 
     async def _first_probe_round(self, zones, overrides: Overrides) -> None:
         """Probe every member once before answering, so the first pool answers are not
@@ -281,7 +412,8 @@ class App:
         task.add_done_callback(self._tasks.discard)
 
     async def run(self) -> None:
-        """Start, serve until SIGINT/SIGTERM, then close every listener."""
+        """Start, serve until SIGINT/SIGTERM, then close every listener (and stop the workers).
+        Raises StartupError when the instance stopped on its own (its workers kept dying)."""
         loop = asyncio.get_running_loop()
         try:
             await self.start()
@@ -301,6 +433,8 @@ class App:
             watcher.cancel()
             ticker.cancel()
             await self.close()
+        if self._fatal is not None:
+            raise StartupError(self._fatal)
 
     async def _tick(self, every: float = 5.0) -> None:
         """Marks for the recent-answer shares."""
@@ -313,14 +447,10 @@ class App:
             await self.monitor.close()
         if self.web_runner is not None:
             await self.web_runner.cleanup()
-        for transport in self.transports:
-            transport.close()
-        for thread in self.udp_threads:
-            await asyncio.to_thread(thread.close)
-        for server in self.servers:
-            server.close()
-            if hasattr(server, "close_clients"):  # Python 3.13+
-                server.close_clients()
-        for server in self.servers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 2)
+        if self.listeners is not None:
+            await self.listeners.close()
+        if self.workers is not None:
+            await self.workers.close()  # SIGTERM to each worker by its PID, and wait
+        for sock in self.sockets:
+            sock.close()
+        self.sockets = []

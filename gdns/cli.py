@@ -53,6 +53,26 @@ def _positive(kind):
     return parse
 
 
+MAX_WORKERS = 256
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return available_cores()
+    value = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to {MAX_WORKERS}, or auto; got {text!r}")
+    return value
+
+
 def _udp_size(text: str) -> int:
     value = int(text) if text.isdigit() else -1
     if not 512 <= value <= 65535:
@@ -178,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="answer UDP on the event loop instead of one blocking thread per UDP socket (slower)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="processes answering DNS, sharing each port (SO_REUSEPORT); auto: one per core. With more "
+        "than 1, the main process probes, reloads and serves the web side for all of them (default: 1)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--log-format",
@@ -222,7 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+WORKER_COMMAND = "_worker"  # internal: how `serve --workers N` starts its worker processes
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [WORKER_COMMAND]:
+        from gdns.workers import worker_main
+
+        return worker_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "check":
         return check(args.paths, args.geoip_db)
@@ -344,6 +380,10 @@ def serve(args: argparse.Namespace) -> int:
         why_from=tuple(args.why_from),
         query_log_sample=args.query_log_sample,
         udp_on_loop=args.udp_on_loop,
+        workers=args.workers,
+        event_loop=args.event_loop,
+        log_level=args.log_level,
+        log_format=args.log_format,
     )
     try:
         loop_factory = event_loop_factory(args.event_loop)

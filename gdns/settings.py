@@ -53,3 +53,7 @@ class Settings:
     why_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # `TXT _why.<pool>` for these
     query_log_sample: float = 0.0  # share of queries logged to gdns.query; 0 = none
     udp_on_loop: bool = False  # answer UDP on the event loop rather than in a thread per socket
+    workers: int = 1  # processes answering DNS; above 1 the main process only manages them
+    event_loop: str = "auto"  # auto | uvloop | asyncio (worker processes choose theirs alike)
+    log_level: str = "info"  # and the log format, for the worker processes' logs
+    log_format: str = "text"
