@@ -6,6 +6,7 @@ Every problem is collected (not just the first) with its position in the file.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from typing import Any
 
@@ -14,6 +15,7 @@ from dnslib import QTYPE, SOA, DNSBuffer, DNSLabel
 from gdns.zone import rdata
 from gdns.zone.checks import compile_checks
 from gdns.zone.errors import Path, ZoneError, format_path
+from gdns.zone.memory import give_back
 from gdns.zone.model import Seconds, SOAModel, Strict, ZoneModel, unknown_key_message, validate
 from gdns.zone.pool import Pool
 from gdns.zone.poolcompile import compile_pool
@@ -31,14 +33,45 @@ class RRsetForm(Strict):
     values: Any
 
 
+class _Keys:
+    """The key each name was written as under `records`: kept only where it is not the name's
+    own relative spelling (`www` for www.<origin>), since a large zone would otherwise keep a
+    table of every name and key while it is compiled. The names themselves are the nodes'."""
+
+    def __init__(self, apex: Name):
+        self.apex = apex
+        self.written: dict[Name, str] = {}
+
+    def add(self, name: Name, key: str) -> None:
+        if name == self.apex or key != self.relative(name):
+            self.written[name] = key
+
+    def relative(self, name: Name) -> str:
+        return ".".join(label.decode() for label in name[: len(name) - len(self.apex)])
+
+    def path(self, name: Name) -> Path:
+        """Where the name's records were written; for a name not under `records` (the apex,
+        a pool) "records.@", as ever."""
+        key = self.written.get(name)
+        if key is None:
+            key = "@" if name == self.apex else self.relative(name)
+        return ("records", key)
+
+
 class _Compiler:
-    def __init__(self, doc: Document, digest: str, geoip: bool = False):
+    def __init__(self, doc: Document, digest: str, geoip: bool = False, consume: bool = False):
         self.doc = doc
         self.digest = digest
         self.geoip = geoip
+        # Take each record and pool out of the document once compiled, so that a large zone's
+        # source data and compiled form are not both in memory whole.
+        self.consume = consume
         self.pool_paths: dict[Name, Path] = {}
         self.checks: dict = {}
         self.errors: list[ZoneError] = []
+        # One object for equal values, so a large zone holds each record value once however
+        # many names use it (records are never changed once built): by type and source text.
+        self.cache: dict[str, dict[str, Any]] = {}
 
     def error(self, path: Path, message: str, key: bool = False) -> None:
         self.errors.append(self.doc.error(path, message, key))
@@ -54,8 +87,9 @@ class _Compiler:
             self.error(("origin",), str(exc))
             return None
 
-    def owner(self, key: str, origin: list[str], section: str = "records") -> Name | None:
-        """A record key: relative to the origin, "@" for the apex, or absolute under it."""
+    def owner(self, key: str, origin: list[str], section: str = "records", apex: Name = ()) -> Name | None:
+        """A record key: relative to the origin, "@" for the apex, or absolute under it.
+        `apex`: the origin's own name (the same tuple for every name, to share its labels)."""
         path: Path = (section, key)
         if not key.isascii():
             self.error(path, f"name {key!r} must be ASCII (use the xn-- form)", key=True)
@@ -71,16 +105,21 @@ class _Compiler:
             relative = labels[:cut]
         else:
             relative = key.split(".")
+        # The origin's labels passed the same checks (and cannot be a wildcard) when it was read.
+        suffix = sum(len(label) + 1 for label in origin)
         try:
-            rdata.check_labels(relative + origin, allow_wildcard=True)
+            rdata.check_labels(relative, allow_wildcard=True, suffix_octets=suffix)
         except rdata.RdataError as exc:
             self.error(path, f"invalid owner name {key!r}: {exc}", key=True)
             return None
-        return tuple(x.lower().encode() for x in relative + origin)
+        if len(apex) != len(origin):
+            apex = tuple(x.lower().encode() for x in origin)
+        return tuple(x.lower().encode() for x in relative) + apex
 
     # -- rrsets -------------------------------------------------------------
 
-    def rrset(self, value: Any, rtype: str, path: Path, default_ttl: int, owner: DNSLabel):
+    def rrset(self, value: Any, rtype: str, path: Path, default_ttl: int, owner: tuple[bytes, ...]):
+        """`owner`: the owner's labels."""
         ttl, values, vpath = default_ttl, value, path
         if isinstance(value, dict) and ("values" in value or "ttl" in value):
             form, errors = validate(RRsetForm, value, self.doc, path)
@@ -99,24 +138,41 @@ class _Compiler:
             return None
         parser = rdata.PARSERS[rtype]
         parsed, seen, ok = [], set(), True
+        single: tuple = ()
         for i, item in enumerate(items):
             ipath = vpath + (i,) if listed else vpath
             try:
-                rd = parser(item)
+                single = self.rdata(parser, rtype, item)
+                rd = single[0]
             except rdata.RdataError as exc:
                 self.error(ipath + exc.path, str(exc))
                 ok = False
                 continue
-            wire = _canonical(rtype, rd)
-            if wire in seen:
-                self.error(ipath, f"duplicate {rtype} value {item!r}")
-                ok = False
-                continue
-            seen.add(wire)
+            if len(items) > 1:  # one value cannot repeat itself
+                wire = _canonical(rtype, rd)
+                if wire in seen:
+                    self.error(ipath, f"duplicate {rtype} value {item!r}")
+                    ok = False
+                    continue
+                seen.add(wire)
             parsed.append(rd)
         if not ok:
             return None
-        return RRset(owner, getattr(QTYPE, rtype), ttl, tuple(parsed))
+        rdatas = single if len(parsed) == 1 else tuple(parsed)
+        return RRset(owner, rdata.QTYPES[rtype], ttl, rdatas)
+
+    def rdata(self, parser, rtype: str, item: Any) -> tuple:
+        """Parse one value, as a tuple of one rdata; an equal value written the same way gets
+        the same tuple (the whole rdatas of the many rrsets that have just that value)."""
+        if not isinstance(item, str):  # mappings (MX, SRV, CAA) are parsed every time
+            return (parser(item),)
+        cache = self.cache.get(rtype)
+        if cache is None:
+            cache = self.cache[rtype] = {}
+        single = cache.get(item)
+        if single is None:
+            single = cache[item] = (parser(item),)
+        return single
 
     # -- the whole zone ------------------------------------------------------
 
@@ -125,7 +181,7 @@ class _Compiler:
         if not isinstance(doc.data, dict):
             self.error((), "a zone file must be a mapping with origin, soa, ns and records")
             return None
-        model, errors = validate(ZoneModel, doc.data, doc)
+        model, errors = validate(ZoneModel, _outline(doc.data), doc)
         self.errors.extend(errors)
         origin_text = doc.data.get("origin")
         origin = self.origin(origin_text) if isinstance(origin_text, str) else None
@@ -136,11 +192,15 @@ class _Compiler:
             return None
         apex = name_key(origin)
         default_ttl = model.ttl if model else 300
+        soa_model = self.soa_model(model)
+        derived = None
+        if soa_model is not None and soa_model.serial is None:  # before the records are taken out
+            derived = _serial(doc.data)
         nodes: dict[Name, dict[int, RRset]] = {apex: {}}
-        paths: dict[Name, Path] = {}
+        paths = _Keys(apex)  # the key each name was written as under `records`
 
         if "ns" in doc.data:
-            ns = self.rrset(doc.data["ns"], "NS", ("ns",), default_ttl, origin)
+            ns = self.rrset(doc.data["ns"], "NS", ("ns",), default_ttl, origin.label)
             if ns:
                 nodes[apex][_NS] = ns
         records = doc.data.get("records")
@@ -150,11 +210,15 @@ class _Compiler:
         pools: dict[Name, Pool] = {}
         if isinstance(doc.data.get("pools"), dict):
             pools = self.pools(doc.data["pools"], origin, nodes)
-        soa = self.soa(self.soa_model(model), origin, default_ttl)
+        self.cache.clear()  # the values are shared by now; the table is not needed
+        soa = self.soa(soa_model, origin, default_ttl, derived)
         cuts, ents = self.structure(nodes, paths, apex)
         if soa is None or self.errors:
             return None
         nodes[apex][QTYPE.SOA] = soa
+        empty: dict[int, RRset] = {}  # one for all the names that have only a pool
+        for name, rrsets in nodes.items():  # in place: no second table of every name
+            nodes[name] = Node(name, rrsets or empty, pools.get(name))  # type: ignore[assignment]
         return Zone(
             origin=apex,
             origin_label=origin,
@@ -163,7 +227,7 @@ class _Compiler:
             digest=self.digest,
             soa=soa,
             negative_ttl=min(soa.ttl, soa.rdatas[0].times[4]),
-            nodes={name: Node(name, rrsets, pools.get(name)) for name, rrsets in nodes.items()},
+            nodes=nodes,  # type: ignore[arg-type]
             empty_nonterminals=frozenset(ents),
             cuts=frozenset(cuts),
             pools=pools,
@@ -173,9 +237,9 @@ class _Compiler:
         root = DNSLabel(".")
         default_ttl = model.ttl if model else 300
         if "ns" in data:
-            self.rrset(data["ns"], "NS", ("ns",), default_ttl, root)
+            self.rrset(data["ns"], "NS", ("ns",), default_ttl, root.label)
         if isinstance(data.get("records"), dict):
-            self.records(data["records"], root, default_ttl, {(): {}}, {})
+            self.records(data["records"], root, default_ttl, {(): {}}, _Keys(()))
         self.checks = compile_checks(self, data.get("checks"))
         if isinstance(data.get("pools"), dict):
             self.pools(data["pools"], root, {(): {}})
@@ -188,7 +252,9 @@ class _Compiler:
         soa, _ = validate(SOAModel, self.doc.data.get("soa"), self.doc, ("soa",))
         return soa  # its errors, if any, were already reported with the whole document
 
-    def soa(self, s: SOAModel | None, origin: DNSLabel, default_ttl: int) -> RRset | None:
+    def soa(
+        self, s: SOAModel | None, origin: DNSLabel, default_ttl: int, derived: int | None = None
+    ) -> RRset | None:
         if s is None:
             return None
         names = []
@@ -199,47 +265,55 @@ class _Compiler:
                 self.error(("soa", key), str(exc))
         if len(names) != 2:
             return None
-        serial = s.serial or _serial(self.doc.data)
+        serial = s.serial or derived or _serial(self.doc.data)
         times = (serial, s.refresh, s.retry, s.expire, s.minimum)
         ttl = default_ttl if s.ttl is None else s.ttl
-        return RRset(origin, QTYPE.SOA, ttl, (SOA(names[0], names[1], times),))
+        return RRset(origin.label, QTYPE.SOA, ttl, (SOA(names[0], names[1], times),))
 
-    def records(self, records, origin, default_ttl, nodes, paths) -> None:
+    def records(self, records, origin, default_ttl, nodes, paths: _Keys) -> None:
         origin_labels = [x.decode() for x in origin.label]
-        for key, types in records.items():
+        apex = name_key(origin)
+        for key in _taken(records) if self.consume else records:
+            types = records.pop(key) if self.consume else records[key]
             path: Path = ("records", key)
-            name = self.owner(key, origin_labels)
+            name = self.owner(key, origin_labels, apex=apex)
             if name is None:
                 continue
-            if name in paths:
-                self.error(path, f"same name as {format_path(paths[name])}; merge them", key=True)
+            if name in paths.written or (name in nodes and name != apex):
+                self.error(path, f"same name as {format_path(paths.path(name))}; merge them", key=True)
                 continue
-            paths[name] = path
             if not isinstance(types, dict):
+                paths.written[name] = key
                 self.error(path, f"expected a mapping of record types, got {rdata.describe(types)}")
                 continue
             if not types:
+                paths.written[name] = key
                 self.error(path, "no records at this name (a name without data answers NODATA)")
                 continue
-            owner = DNSLabel(list(name)) if name else DNSLabel(".")
+            paths.add(name, key)
             rrsets = nodes.setdefault(name, {})
             for rtype, value in types.items():
                 tpath = path + (rtype,)
                 if rtype not in rdata.PARSERS:
                     self.error(tpath, _unknown_type(rtype), key=True)
                     continue
-                if rtype == "NS" and name == name_key(origin):
+                if rtype == "NS" and name == apex:
                     self.error(tpath, "the apex NS set is the top-level 'ns' key", key=True)
                     continue
-                rrset = self.rrset(value, rtype, tpath, default_ttl, owner)
+                rrset = self.rrset(value, rtype, tpath, default_ttl, name)
                 if rrset:
                     rrsets[rrset.rtype] = rrset
+        if self.consume:
+            records.clear()  # an emptied dict keeps its table until cleared
+            give_back()
 
     def pools(self, pools: dict, origin: DNSLabel, nodes) -> dict[Name, Pool]:
         origin_labels = [x.decode() for x in origin.label]
+        apex = name_key(origin)
         out: dict[Name, Pool] = {}
-        for key, data in pools.items():
-            name = self.owner(key, origin_labels, "pools")
+        for key in _taken(pools) if self.consume else pools:
+            data = pools.pop(key) if self.consume else pools[key]
+            name = self.owner(key, origin_labels, "pools", apex)
             if name is None:
                 continue
             if name in self.pool_paths:
@@ -255,15 +329,17 @@ class _Compiler:
                     f"at this name from 'records'",
                     key=True,
                 )
-            owner = DNSLabel(list(name)) if name else DNSLabel(".")
+            owner = DNSLabel(name)
             pool = compile_pool(self, key, data, owner, self.geoip, self.checks)
             if pool is None or clash:
                 continue
             nodes.setdefault(name, {})
             out[name] = pool
+        if self.consume:
+            pools.clear()
         return out
 
-    def structure(self, nodes: dict[Name, dict[int, RRset]], paths, apex: Name):
+    def structure(self, nodes: dict[Name, dict[int, RRset]], paths: _Keys, apex: Name):
         """CNAME exclusivity, delegation cuts and glue, empty non-terminals."""
         n = len(apex)
         cuts = {name for name, rrsets in nodes.items() if _NS in rrsets and name != apex}
@@ -276,7 +352,7 @@ class _Compiler:
                     key=True,
                 )
         for name, rrsets in nodes.items():
-            path = paths.get(name, ("records", "@"))
+            path: Path = paths.path(name)
             if _CNAME in rrsets:
                 if name == apex:
                     self.error(path + ("CNAME",), "a CNAME cannot be at the zone apex", key=True)
@@ -316,7 +392,7 @@ class _Compiler:
             for rd in ns.rdatas:
                 target = name_key(rd.label)
                 if _under(target, apex) and not (nodes.get(target, {}).keys() & _GLUE_TYPES):
-                    where = ("ns",) if name == apex else paths.get(name, ()) + ("NS",)
+                    where = ("ns",) if name == apex else paths.path(name) + ("NS",)
                     self.error(
                         where, f"name server {rd.label} is inside the zone but has no A or AAAA record"
                     )
@@ -328,18 +404,85 @@ class _Compiler:
         return cuts, ents
 
 
-def compile_zone(doc: Document, digest: str, geoip: bool = False) -> tuple[Zone | None, list[ZoneError]]:
-    """`geoip`: a GeoIP database is configured, so geo rules may use countries and nearest."""
-    compiler = _Compiler(doc, digest, geoip)
-    zone = compiler.compile()
-    return zone, compiler.errors
+_SECTIONS = ("records", "pools", "checks")  # mappings whose entries are checked as they compile
+
+
+def _outline(data: dict) -> dict:
+    """The document with its large sections emptied, for the whole-document model: it only
+    checks that each is a mapping (with text keys, as YAML keys always are here), and on a
+    large zone copying them would be one long call holding the GIL, and 5 MB more."""
+    return {k: ({} if k in _SECTIONS and isinstance(v, dict) else v) for k, v in data.items()}
+
+
+def _taken(table: dict):
+    """The keys of a mapping the caller empties as it goes, in order, each held no longer than
+    its turn (a list of the keys would keep every one until the end)."""
+    keys: list = list(table)
+    for i, key in enumerate(keys):
+        keys[i] = None
+        yield key
+
+
+def compile_zone(
+    doc: Document, digest: str, geoip: bool = False, consume: bool = False
+) -> tuple[Zone | None, list[ZoneError]]:
+    """`geoip`: a GeoIP database is configured, so geo rules may use countries and nearest.
+    `consume`: take the records and pools out of `doc.data` as they are compiled (a loader
+    that has no further use for them keeps a large zone's memory down)."""
+    compiler = _Compiler(doc, digest, geoip, consume)
+    doc.deferred = True  # every error's position found in one pass at the end, not one each
+    try:
+        zone = compiler.compile()
+    finally:
+        doc.deferred = False
+    return zone, doc.resolve(compiler.errors)
 
 
 def _serial(data: Any) -> int:
     """A serial that changes whenever the content does, and is the same on every instance."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    value = int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=4).digest(), "big")
-    return value or 1
+    digest = hashlib.blake2b(digest_size=4)
+    for piece in _canonical_json(data, 2):
+        digest.update(piece.encode())
+    return int.from_bytes(digest.digest(), "big") or 1
+
+
+# json.dumps(value, sort_keys=True, separators=(",", ":"), default=str), without a new
+# encoder for every call
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+_BATCH = 500
+
+
+def _canonical_json(value: Any, depth: int):
+    """`_dumps(value)` in pieces: the mappings of the top `depth` levels (the document, then
+    its records and pools) a batch of entries at a time, so that a large zone is not one long
+    call holding the GIL."""
+    if depth <= 0 or not isinstance(value, dict) or not value or not all(type(k) is str for k in value):
+        yield _dumps(value)
+        return
+    keys = _sorted(value)
+    yield "{"
+    if depth == 1:
+        for i in range(0, len(keys), _BATCH):
+            batch = _dumps({k: value[k] for k in keys[i : i + _BATCH]})
+            yield ("," if i else "") + batch[1:-1]
+    else:
+        for i, key in enumerate(keys):
+            yield ("," if i else "") + _dumps(key) + ":"
+            yield from _canonical_json(value[key], depth - 1)
+    yield "}"
+
+
+def _sorted(keys) -> list:
+    """sorted(keys), for many keys a run at a time and merged in Python: one sort of 100k
+    names is a call that holds the GIL for some 30 ms."""
+    keys = list(keys)
+    if len(keys) <= _RUN:
+        return sorted(keys)
+    runs = [sorted(keys[i : i + _RUN]) for i in range(0, len(keys), _RUN)]
+    return list(heapq.merge(*runs))
+
+
+_RUN = 4096
 
 
 def _canonical(rtype: str, rd) -> bytes:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path as FsPath
 
 from gdns.zone.compile import compile_zone
 from gdns.zone.errors import ZoneError, ZoneLoadError
+from gdns.zone.memory import give_back
 from gdns.zone.yamlsafe import Document, YAMLProblem, load
 from gdns.zone.zoneset import Zone, ZoneSet
 
@@ -57,17 +62,68 @@ def _load(path: FsPath, geoip: bool = False) -> tuple[Zone | None, list[ZoneErro
     except UnicodeDecodeError as exc:
         message = f"not UTF-8 text: {exc.reason} at byte {exc.start}"
         return None, [ZoneError(str(path), 0, 0, (), message)], None
+    digest = hashlib.sha256(raw).hexdigest()
+    del raw  # a large zone's bytes, besides its text
     try:
         doc = load(text, str(path))
     except YAMLProblem as exc:
         return None, [exc.error], None
+    del text  # the document keeps it for as long as it may need positions from it
+    give_back()  # the text, the parser's copy of it, its tables
     if doc.data is None:
         return None, [ZoneError(str(path), 1, 1, (), "empty zone file")], doc
-    return *compile_zone(doc, hashlib.sha256(raw).hexdigest(), geoip), doc
+    return *compile_zone(doc, digest, geoip, consume=True), doc
+
+
+_gc_lock = threading.Lock()
+_gc_loads = 0  # loads running now
+_gc_was_enabled = False
+_gc_built = False  # one of them succeeded: freeze when the last one ends
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[list[bool]]:
+    """Pause the cyclic garbage collector for a load; freeze what a successful one built.
+
+    A large zone is a million or more objects, none of them in a reference cycle. Left to
+    itself the collector would walk all of them, and the zones being replaced, over and over
+    while they are built, and once more in each of the collections that promote them, each
+    walk a single call holding the GIL for up to a second: answering stops meanwhile, on
+    whichever thread triggered it. Paused, the load does no such walks; frozen afterwards
+    (gc.freeze, a constant-time move to the permanent generation), the loaded zones are never
+    walked again. They are freed as usual, by reference counting, once nothing uses them.
+    The price: an object alive at the freeze that later becomes garbage in a reference cycle
+    is never freed. The caller sets the yielded flag when the load succeeded."""
+    global _gc_loads, _gc_was_enabled, _gc_built
+    with _gc_lock:
+        if _gc_loads == 0:
+            _gc_was_enabled, _gc_built = gc.isenabled(), False
+            gc.disable()
+        _gc_loads += 1
+    succeeded = [False]
+    try:
+        yield succeeded
+    finally:
+        with _gc_lock:
+            _gc_loads -= 1
+            _gc_built = _gc_built or succeeded[0]
+            if _gc_loads == 0:
+                if _gc_built:
+                    gc.freeze()
+                if _gc_was_enabled:
+                    gc.enable()
 
 
 def load_zones(paths: list[FsPath], geoip: bool = False) -> ZoneSet:
     """Compile every file; raise ZoneLoadError with every problem, or return the set."""
+    with _collector_paused() as succeeded:
+        zones = _load_zones(paths, geoip)
+        succeeded[0] = True
+    give_back()  # what compiling used, now free
+    return zones
+
+
+def _load_zones(paths: list[FsPath], geoip: bool = False) -> ZoneSet:
     errors: list[ZoneError] = []
     zones: dict[tuple, Zone] = {}
     seen: set[FsPath] = set()

@@ -38,15 +38,26 @@ class Group:
     weight: float = 1.0
     location: tuple[float, float] | None = None  # latitude, longitude in degrees
     seed: int = 0
-    by_family: dict[int, tuple[Member, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # Split once at load time: every pool answer asks for one family's members. Two fields,
+    # not a dict, and `members` itself when all are of one family: a zone has many groups.
+    v4: tuple[Member, ...] = field(default=(), compare=False, repr=False)
+    v6: tuple[Member, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # Split once at load time: every pool answer asks for one family's members.
-        split = {f: tuple(m for m in self.members if m.family == f) for f in (4, 6)}
-        object.__setattr__(self, "by_family", split)
+        for family, name in ((4, "v4"), (6, "v6")):
+            split = tuple(m for m in self.members if m.family == family)
+            object.__setattr__(self, name, self.members if len(split) == len(self.members) else split)
+
+    @property
+    def by_family(self) -> dict[int, tuple[Member, ...]]:
+        return {4: self.v4, 6: self.v6}
 
     def family(self, family: int) -> tuple[Member, ...]:
-        return self.by_family[family]
+        if family == 4:
+            return self.v4
+        if family == 6:
+            return self.v6
+        raise KeyError(family)
 
 
 @dataclass(frozen=True, slots=True)

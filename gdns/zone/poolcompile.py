@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import ipaddress
 import re
+import sys
 import types
 import typing
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 # and it is shown in logs and explain output, so no blanks or control characters.
 _GROUP_NAME = re.compile(r"^[^/\s\x00-\x1f\x7f]+$")
 _CONDITIONS = ("subnets", "countries", "continents")
+_FAMILIES = {f: f for f in (frozenset({4}), frozenset({6}), frozenset({4, 6}), frozenset())}  # shared
 
 
 class MemberModel(Strict):
@@ -120,14 +122,15 @@ def compile_pool(
             seen.add(ip)
             member_key = f"{owner_text}/{name}/{ip}"
             check, probe = _check_of(err, mpath(name, i), gpath(name), base, m, group, model, checks or {})
+            address, rd = _shared(compiler, ip)
             members.append(
                 Member(
                     member_key,
-                    str(ip),
+                    address,
                     ip.version,
                     m.weight,
-                    m.status,
-                    _rdata(ip),
+                    sys.intern(m.status),  # up, down or drain: one string each for every member
+                    rd,
                     stable_hash(member_key),
                     check,
                     probe,
@@ -158,17 +161,17 @@ def compile_pool(
         name=owner_text,
         owner=owner,
         ttl=model.ttl,
-        strategy=model.strategy,
+        strategy=sys.intern(model.strategy),  # a registered name, shared by every pool
         groups=tuple(groups),
         sticky=model.sticky,
         answers=model.answers,
         rules=tuple(rules),
-        when_all_down=model.when_all_down,
+        when_all_down=sys.intern(model.when_all_down),
         fallback=tuple(_rdata(ip) for ip in fallback),
         fallback_families=tuple(ip.version for ip in fallback),
         tolerance_ms=model.tolerance_ms,
         tolerance_percent=model.tolerance_percent,
-        families=frozenset(families),
+        families=_FAMILIES.get(frozenset(families), frozenset(families)),
         degraded_ttl=model.degraded_ttl,
     )
 
@@ -219,6 +222,20 @@ def _address(err, path: Path, text: Any):
 
 def _rdata(ip):
     return A(str(ip)) if ip.version == 4 else AAAA(str(ip))
+
+
+def _shared(compiler, ip) -> tuple[str, Any]:
+    """A member's address text and rdata, one of each per address in the zone (members of
+    many pools often share addresses)."""
+    cache = getattr(compiler, "cache", None)
+    if cache is None:
+        return str(ip), _rdata(ip)
+    table = cache.setdefault("pool members", {})
+    text = str(ip)
+    shared = table.get(text)
+    if shared is None:
+        shared = table[text] = (text, _rdata(ip))
+    return shared
 
 
 def _fallback(err, base: Path, model: PoolModel) -> list:

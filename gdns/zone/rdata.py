@@ -26,9 +26,12 @@ class RdataError(ValueError):
 _LABEL = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)$")
 
 
-def check_labels(labels: list[str], allow_wildcard: bool = False) -> None:
-    """Hostname-style labels (letters, digits, hyphen, underscore), 255 octets in all."""
+def check_labels(labels: list[str], allow_wildcard: bool = False, suffix_octets: int = 0) -> None:
+    """Hostname-style labels (letters, digits, hyphen, underscore), 255 octets in all, counting
+    `suffix_octets` for labels after these that were checked already (a zone's origin)."""
     for i, label in enumerate(labels):
+        if _LABEL.match(label) and len(label) <= 63:
+            continue
         if label == "*" and allow_wildcard and i == 0:
             continue
         if not label:
@@ -43,7 +46,7 @@ def check_labels(labels: list[str], allow_wildcard: bool = False) -> None:
             raise RdataError(
                 f"invalid label {label!r}: use letters, digits, '-' and '_' (no leading or trailing '-')"
             )
-    if sum(len(label) + 1 for label in labels) + 1 > 255:
+    if sum(len(label) + 1 for label in labels) + 1 + suffix_octets > 255:
         raise RdataError("name is longer than 255 octets")
 
 
@@ -109,9 +112,18 @@ def _fields(value: Any, names: tuple[str, ...], rtype: str) -> list[Any]:
     raise RdataError(f"{rtype} must be a mapping ({', '.join(names)}) or a string, got {describe(value)}")
 
 
+# What ipaddress.IPv4Address accepts: four decimal octets, no leading zeros, none above 255.
+_IPV4 = re.compile(r"(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})")
+
+
 def parse_a(value: Any) -> RD:
     if not isinstance(value, str):
         raise RdataError(f"expected an IPv4 address, got {describe(value)}")
+    match = _IPV4.fullmatch(value)
+    if match:  # the common case, without ipaddress's object and dnslib's second parse
+        octets = tuple(map(int, match.groups()))
+        if max(octets) <= 255:
+            return A(octets)
     try:
         return A(str(ipaddress.IPv4Address(value)))
     except ValueError:
@@ -127,7 +139,7 @@ def parse_aaaa(value: Any) -> RD:
         raise RdataError(f"{value!r} is not an IPv6 address") from None
     if addr.scope_id:
         raise RdataError(f"{value!r} has a scope id, which DNS cannot carry")
-    return AAAA(str(addr))
+    return AAAA(tuple(addr.packed))  # what AAAA(str(addr)) parses back to
 
 
 def _named(cls: type[RD]) -> Callable[[Any], RD]:

@@ -7,15 +7,37 @@
 * Mapping keys are always strings (their source text) and a duplicate key is an error.
 
 Every value and key gets a 1-based (line, column), looked up by its path in the document.
+
+Two builders give the same data. The fast one reads the parser's events and records no
+positions: a large zone would otherwise keep a (line, column) for each of its values, and
+the whole node tree, in memory at once. It steps aside for anything out of the ordinary
+(anchors, aliases, explicit tags, duplicate or complex keys, deep nesting, a syntax error, a
+second document), and the node-based builder then decides, with its exact errors. A
+document built the fast way keeps its source (compressed) instead, and finds the positions
+it is asked for in it: those of a whole compile's errors in one pass (see `deferred`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.events import (
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
+)
 
 from gdns.zone.errors import Path, ZoneError
 
@@ -57,21 +79,113 @@ class Document:
     data: Any
     values: dict[Path, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    # Built the fast way: the source, compressed (a large zone's text would otherwise stay in
+    # memory as it compiles), in which positions are looked up when asked for; the tables
+    # above stay empty.
+    packed: bytes | None = field(default=None, repr=False)
+    # While set (a compile), error() leaves the position to resolve(), which finds every
+    # error's in one pass over the source instead of one pass each.
+    deferred: bool = field(default=False, repr=False)
 
     def where(self, path: Path, key: bool = False) -> tuple[int, int]:
         """Position of the value (or key) at `path`, else of its nearest ancestor."""
-        table = self.keys if key else self.values
-        if path in table:
-            return table[path]
-        while path:
-            path = path[:-1]
-            if path in self.values:
-                return self.values[path]
-        return (1, 1)
+        if self.packed is not None:
+            values, keys = self._look_up([(path, key)])
+            return _where(values, keys, path, key)
+        return _where(self.values, self.keys, path, key)
 
     def error(self, path: Path, message: str, key: bool = False) -> ZoneError:
+        if self.deferred and self.packed is not None:
+            return ZoneError(self.file, _KEY if key else _VALUE, 0, path, message)
         line, col = self.where(path, key)
         return ZoneError(self.file, line, col, path, message)
+
+    def resolve(self, errors: list[ZoneError]) -> list[ZoneError]:
+        """`errors` with the positions error() left out while deferred filled in."""
+        wanted = [(e.path, e.line == _KEY) for e in errors if e.line in (_VALUE, _KEY)]
+        if not wanted:
+            return errors
+        values, keys = self._look_up(wanted)
+        out = []
+        for e in errors:
+            if e.line in (_VALUE, _KEY):
+                line, column = _where(values, keys, e.path, e.line == _KEY)
+                e = dataclasses.replace(e, line=line, column=column)
+            out.append(e)
+        return out
+
+    def _look_up(self, wanted: Iterable[tuple[Path, bool]]) -> tuple[dict, dict]:
+        """The positions _where() needs for each (path, key) wanted: of the key or value at the
+        path, and of every ancestor's value (what a missing path falls back to)."""
+        values: set[Path] = set()
+        keys: set[Path] = set()
+        for path, key in wanted:
+            if key:
+                keys.add(path)
+            values.update(path[:i] for i in range(len(path) + 1))
+        assert self.packed is not None
+        return _positions(zlib.decompress(self.packed).decode(), values, keys)
+
+
+_VALUE, _KEY = -1, -2  # the line of an error whose position is still to be resolved
+
+
+def _where(values: dict, keys: dict, path: Path, key: bool) -> tuple[int, int]:
+    table = keys if key else values
+    if path in table:
+        return table[path]
+    while path:
+        path = path[:-1]
+        if path in values:
+            return values[path]
+    return (1, 1)
+
+
+def _positions(text: str, values: set[Path], keys: set[Path]) -> tuple[dict, dict]:
+    """The (line, column) of the values and keys at the paths given, from the parser's events
+    (for a document the fast builder took: no aliases, tags or duplicates to follow)."""
+    found_values: dict[Path, tuple[int, int]] = {}
+    found_keys: dict[Path, tuple[int, int]] = {}
+    loader = _StrictLoader(text)
+    try:
+        get = loader.get_event
+        get(), get()  # the stream and the document start
+        frames: list[list] = []  # per open collection: its path, is a mapping, next index / key
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is MappingEndEvent or kind is SequenceEndEvent:
+                frames.pop()
+                if not frames:
+                    break
+                continue
+            mark = event.start_mark
+            if not frames:
+                path: Path = ()
+            else:
+                frame = frames[-1]
+                if not frame[1]:  # a sequence item
+                    path = frame[0] + (frame[2],)
+                    frame[2] += 1
+                elif frame[2] is None:  # a mapping's key
+                    frame[2] = event.value
+                    if frame[0] + (event.value,) in keys:
+                        found_keys[frame[0] + (event.value,)] = (mark.line + 1, mark.column + 1)
+                    continue
+                else:  # the key's value
+                    path = frame[0] + (frame[2],)
+                    frame[2] = None
+            if path in values:
+                found_values[path] = (mark.line + 1, mark.column + 1)
+            if kind is MappingStartEvent:
+                frames.append([path, True, None])
+            elif kind is SequenceStartEvent:
+                frames.append([path, False, 0])
+            elif not frames:
+                break  # the document is one scalar
+    finally:
+        loader.dispose()
+    return found_values, found_keys
 
 
 class YAMLProblem(Exception):
@@ -82,6 +196,14 @@ class YAMLProblem(Exception):
 
 def load(text: str, file: str) -> Document:
     """Parse one YAML document; raise YAMLProblem with a positioned error."""
+    data = _fast(text)
+    if data is not _ASIDE:
+        return Document(file, data, packed=zlib.compress(text.encode(), 1))
+    return _load_nodes(text, file)
+
+
+def _load_nodes(text: str, file: str) -> Document:
+    """The node-based builder: positions as it goes, and every error exact."""
     loader = _StrictLoader(text)
     try:
         node = loader.get_single_node()
@@ -138,8 +260,18 @@ def _build(node: yaml.Node, path: Path, doc: Document, budget: int) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc, budget) for i, item in enumerate(node.value)]
-    tag, text = node.tag, node.value
-    if tag == _STR or (node.style and tag != _NULL and tag in (_INT, _FLOAT, _BOOL)):
+    try:
+        return _scalar(node.tag, node.value, node.style)
+    except _BadScalar as exc:
+        raise YAMLProblem(doc.error(path, str(exc))) from None
+
+
+class _BadScalar(ValueError):
+    pass
+
+
+def _scalar(tag: str, text: str, style: str | None) -> Any:
+    if tag == _STR or (style and tag != _NULL and tag in (_INT, _FLOAT, _BOOL)):
         return text
     # An explicit tag (`!!int 0x10`) bypasses the resolvers above, so its text is checked here.
     try:
@@ -149,11 +281,86 @@ def _build(node: yaml.Node, path: Path, doc: Document, budget: int) -> Any:
             return float(text)
     except ValueError:
         what = "an integer" if tag == _INT else "a number"
-        raise YAMLProblem(doc.error(path, f"{text!r} is not {what}")) from None
+        raise _BadScalar(f"{text!r} is not {what}") from None
     if tag == _BOOL:
         if text.lower() not in ("true", "false"):
-            raise YAMLProblem(doc.error(path, f"{text!r} is not a boolean (use true or false)"))
+            raise _BadScalar(f"{text!r} is not a boolean (use true or false)")
         return text.lower() == "true"
     if tag == _NULL:
         return None
-    raise YAMLProblem(doc.error(path, f"unsupported YAML tag {tag!r}"))
+    raise _BadScalar(f"unsupported YAML tag {tag!r}")
+
+
+_ASIDE = object()  # the fast builder steps aside: the node-based one decides
+
+
+def _fast(text: str) -> Any:
+    """The document's data from the parser's events, or _ASIDE for anything unusual.
+
+    It keeps no nodes and no positions, and it calls the parser once per event, so a thread
+    parsing a large zone lets the others run between events."""
+    loader = _StrictLoader(text)
+    try:
+        return _events(loader)
+    except yaml.YAMLError:
+        return _ASIDE  # the node-based builder reports it, with its position
+    finally:
+        loader.dispose()
+
+
+def _events(loader: _StrictLoader) -> Any:
+    get, resolve, scalar_node = loader.get_event, loader.resolve, yaml.ScalarNode
+    # One string object for equal text (`address`, `up`, an address used many times): a large
+    # zone repeats them thousands of times. Not for the owner names two levels down
+    # (records.<name>), which are all different.
+    shared: dict[str, str] = {}
+    share = shared.setdefault
+    if type(get()) is not StreamStartEvent or type(get()) is not DocumentStartEvent:
+        return _ASIDE  # an empty stream, or something odd
+    stack: list[tuple[Any, Any, bool]] = []  # the enclosing collections, and their pending keys
+    top: Any = None  # the collection being filled: a dict or a list; None at the root
+    key: str | None = None  # a mapping's key, read and waiting for its value
+    is_map = False
+    while True:
+        event = get()
+        kind = type(event)
+        if kind is ScalarEvent:
+            if event.anchor is not None or event.tag not in (None, "!"):
+                return _ASIDE
+            if is_map and key is None:
+                key = event.value  # a key is its source text, whatever it looks like
+                if len(stack) != 2:
+                    key = share(key, key)
+                if key in top:
+                    return _ASIDE  # a duplicate: reported by the node-based builder
+                continue
+            try:
+                value = _scalar(resolve(scalar_node, event.value, event.implicit), event.value, event.style)
+                if type(value) is str:
+                    value = share(value, value)
+            except _BadScalar:
+                return _ASIDE
+        elif kind is MappingStartEvent or kind is SequenceStartEvent:
+            if event.anchor is not None or event.tag not in (None, "!"):
+                return _ASIDE
+            if (is_map and key is None) or len(stack) >= MAX_DEPTH:
+                return _ASIDE  # a collection as a key, or nesting too deep
+            stack.append((top, key, is_map))
+            is_map = kind is MappingStartEvent
+            top, key = ({} if is_map else []), None
+            continue
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            value = top
+            top, key, is_map = stack.pop()
+        else:
+            return _ASIDE  # an alias
+        if not stack and top is None:
+            break
+        if is_map:
+            top[key] = value
+            key = None
+        else:
+            top.append(value)
+    if type(get()) is not DocumentEndEvent or type(get()) is not StreamEndEvent:
+        return _ASIDE  # a second document
+    return value

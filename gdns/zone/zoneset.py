@@ -17,10 +17,15 @@ def name_key(label: DNSLabel) -> Name:
 
 @dataclass(frozen=True, slots=True)
 class RRset:
-    owner: DNSLabel
+    labels: tuple[bytes, ...]  # the owner's labels: the node's name (or the origin as written)
     rtype: int
     ttl: int
     rdatas: tuple[RD, ...]
+
+    @property
+    def owner(self) -> DNSLabel:
+        """Made when asked for: a large zone would otherwise keep one DNSLabel per name."""
+        return DNSLabel(self.labels)
 
     def records(self, owner: DNSLabel | None = None) -> list[RR]:
         """Wire records, optionally under another owner (wildcards, the client's letter case)."""
@@ -58,10 +63,13 @@ class Zone:
         if node is None:
             return []
         out: list[RR] = []
+        owner = None
         for rtype in (1, 28):  # A, AAAA
             rrset = node.rrsets.get(rtype)
             if rrset:
-                out.extend(rrset.records())
+                if owner is None:
+                    owner = rrset.owner
+                out.extend(rrset.records(owner))
         return out
 
 

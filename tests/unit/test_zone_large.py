@@ -1,0 +1,289 @@
+"""What keeps large zones fast and small, without changing what any zone means: the event-based
+YAML builder, positions worked out on demand, the derived serial in pieces, compiling that
+takes the document apart, shared values, the collector paused around a load, and replaced
+zones freed a piece at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from dnslib import DNSLabel
+
+from gdns.zone import reload as reload_module
+from gdns.zone import yamlsafe
+from gdns.zone.compile import _serial, compile_zone
+from gdns.zone.errors import ZoneLoadError
+from gdns.zone.loader import load_folder
+from gdns.zone.reload import ZoneReloader, _retire
+from gdns.zone.yamlsafe import load
+
+ZONE = """\
+origin: example.com.
+soa: {mname: ns1.example.com., rname: hostmaster.example.com.}
+ns: [ns1.example.com.]
+records:
+  ns1: {A: 192.0.2.1}
+  www: {A: [192.0.2.10, 192.0.2.11], AAAA: "2001:db8::10", TXT: "NO"}
+  Mail: {MX: ["10 ns1.example.com.", {preference: 20, exchange: mx.example.net.}]}
+  alias.example.com.: {CNAME: www.example.com.}
+  same: {A: 192.0.2.10}
+pools:
+  app:
+    strategy: failover
+    groups:
+      a: {members: [{address: 192.0.2.20, weight: 2}, {address: "2001:db8::20"}]}
+      b: {members: [{address: 192.0.2.10, status: drain}]}
+  app2: {members: [{address: 192.0.2.20}]}
+"""
+
+
+def nodes_text(text: str):
+    return yamlsafe._load_nodes(text, "z.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ZONE,
+        "a: 1\nb: [true, false, ~, 1.5, '010', 010, -3, +4]\nc: {d: {e: [f, {g: h}]}}\n",
+        "---\na: 'x'\n...\n",
+        "\ufeffa: 1",
+        "[1, [2, [3]], {}]",
+        "plain scalar",
+        "a: |\n  text\n  more\nb: >\n  folded\n",
+        'a: "\\t\\u00e9"\n',
+        "1: one\ntrue: two\nNO: three\n",
+        "a: !!str 5",  # the builders below step aside for these
+        "a: &x [1]\nb: *x\n",
+        "a: 1\na: 2\n",
+        "? [x]\n: 1\n",
+        "a: 1\n---\nb: 2\n",
+        "a: [1, 2\n",
+        "",
+        "# only a comment\n",
+        "a: " + "[" * 70 + "]" * 70,
+    ],
+)
+def test_both_builders_give_the_same_data_or_the_same_error(text):
+    try:
+        expected = nodes_text(text)
+    except yamlsafe.YAMLProblem as exc:
+        with pytest.raises(yamlsafe.YAMLProblem) as info:
+            load(text, "z.yaml")
+        assert info.value.error == exc.error
+        return
+    doc = load(text, "z.yaml")
+    assert doc.data == expected.data
+    assert type(doc.data) is type(expected.data)
+    if doc.packed is None:
+        return
+    # built from events: the same positions, looked up one at a time or all in one pass
+    wanted = [(path, False) for path in expected.values] + [(path, True) for path in expected.keys]
+    wanted += [(path + ("missing", 0), key) for path, key in wanted]  # nearest ancestor
+    for path, key in wanted:
+        assert doc.where(path, key) == expected.where(path, key)
+    doc.deferred = True
+    errors = [doc.error(path, "x", key) for path, key in wanted]
+    doc.deferred = False
+    assert doc.resolve(errors) == [expected.error(path, "x", key) for path, key in wanted]
+
+
+@pytest.mark.parametrize("text", ["a: &x [1]\nb: *x\n", "a: !!str 5", "a: 1\na: 2\n", "", "a: [1\n"])
+def test_the_event_builder_steps_aside_for_the_unusual(text):
+    assert yamlsafe._fast(text) is yamlsafe._ASIDE
+
+
+def test_positions_are_looked_up_when_asked_for():
+    doc = load(ZONE, "z.yaml")
+    assert doc.packed is not None and not doc.values
+    assert doc.where(("records", "www", "A", 1)) == (6, 25)
+    assert doc.where(("records", "Mail"), key=True) == (7, 3)
+    assert str(doc.error(("pools", "app", "groups", "b"), "bad")) == "z.yaml:15:10: pools.app.groups.b: bad"
+
+
+def test_a_compile_finds_the_positions_of_its_errors_in_one_pass(monkeypatch):
+    text = ZONE.replace("192.0.2.11", "192.0.2.311").replace("weight: 2", "weight: -2")
+    passes = []
+    real = yamlsafe._positions
+    monkeypatch.setattr(yamlsafe, "_positions", lambda *a: passes.append(1) or real(*a))
+    _, errors = compile_zone(load(text, "z.yaml"), "d")
+    _, expected = compile_zone(nodes_text(text), "d")
+    assert errors == expected and len(errors) == 2
+    assert passes == [1]
+
+
+def reference_serial(data) -> int:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=4).digest(), "big") or 1
+
+
+def test_the_serial_made_in_pieces_is_the_one_of_the_whole_document():
+    rng = random.Random(7)
+    records = {f"h{rng.random()}": {"A": [f"192.0.2.{i % 250}"], "TXT": 'é"x'} for i in range(1700)}
+    samples = [
+        load(ZONE, "z.yaml").data,
+        {"origin": "x.", "records": records, "pools": {}, "ttl": 5, "ns": ["a."]},
+        {"records": {}, "pools": {"p": {"members": [{"address": "192.0.2.1", "weight": 1.5}]}}},
+        {"a": None, "b": [1, 2], "c": {"d": float("inf")}},
+    ]
+    for data in samples:
+        assert _serial(data) == reference_serial(data)
+
+
+def test_compiling_with_consume_takes_the_document_apart_and_builds_the_same_zone():
+    kept, _ = compile_zone(load(ZONE, "z.yaml"), "d")
+    doc = load(ZONE, "z.yaml")
+    taken, errors = compile_zone(doc, "d", consume=True)
+    assert errors == []
+    assert doc.data["records"] == {} and doc.data["pools"] == {}
+    assert taken == kept
+    assert doc.error(("origin",), "x").line == 1  # positions still come from the source
+
+
+def test_equal_values_are_one_object_and_owners_are_made_on_demand():
+    zone, _ = compile_zone(load(ZONE, "z.yaml"), "d")
+    www = zone.nodes[(b"www", b"example", b"com")].rrsets
+    same = zone.nodes[(b"same", b"example", b"com")].rrsets
+    assert www[1].rdatas[0] is same[1].rdatas[0]
+    assert same[1].owner == DNSLabel("same.example.com.")
+    assert [str(rr.rname) for rr in same[1].records()] == ["same.example.com."]
+    pool = zone.pools[(b"app", b"example", b"com")]
+    member = pool.group("a").members[0]
+    other = zone.pools[(b"app2", b"example", b"com")].groups[0].members[0]
+    assert member.rdata is other.rdata and member.address is other.address
+    group = pool.group("a")
+    assert [m.address for m in group.family(6)] == ["2001:db8::20"]
+    assert group.by_family == {4: group.v4, 6: group.v6}
+    assert pool.group("b").family(4) is pool.group("b").members
+    with pytest.raises(KeyError):
+        group.family(5)
+
+
+def write_zone(folder: Path, text: str = ZONE) -> None:
+    (folder / "z.yaml").write_text(text)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_load_pauses_the_collector_and_leaves_it_as_it_was(tmp_path, enabled):
+    write_zone(tmp_path)
+    seen = []
+    real = compile_zone
+
+    def spy(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        gc.unfreeze()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("gdns.zone.loader.compile_zone", spy)
+            load_folder(tmp_path)
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() > 0  # what a load built is never walked by a collection
+        gc.unfreeze()
+        write_zone(tmp_path, "origin: broken.\n")
+        with pytest.raises(ZoneLoadError):
+            load_folder(tmp_path)
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() == 0  # a failed load freezes nothing
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+
+
+def test_loaded_zones_hold_no_reference_cycles(tmp_path):
+    write_zone(tmp_path)
+    zones = load_folder(tmp_path)
+    gc.unfreeze()
+    gc.collect()
+    del zones
+    assert gc.collect() == 0
+
+
+def test_replaced_zones_are_taken_apart_only_when_no_one_else_holds_them(tmp_path, monkeypatch):
+    write_zone(tmp_path)
+    monkeypatch.setattr(reload_module, "RETIRE_WAIT", 0.2)
+
+    old = load_folder(tmp_path)
+    (zone,) = old.zones.values()
+    nodes = zone.nodes
+    asyncio.run(_retire([old]))  # still held here: left whole
+    assert old.zones and zone.nodes
+
+    del old, zone
+    box = [load_folder(tmp_path)]
+    (zone,) = box[0].zones.values()
+    asyncio.run(_retire(box))  # the zone is held by this test: the set is emptied, not the zone
+    assert zone.nodes and zone.pools
+    del zone, nodes
+
+    box = [load_folder(tmp_path)]
+    (zone,) = box[0].zones.values()
+    nodes, pools = zone.nodes, zone.pools
+    del zone
+    asyncio.run(_retire(box))  # nothing else holds the zone, but its tables are held: kept
+    assert nodes and pools
+
+
+class Watched(dict):
+    """A table that notes how many entries are taken out of it (and holds nothing else)."""
+
+    taken: list[str] = []
+
+    def popitem(self):
+        Watched.taken.append(self.name)
+        return super().popitem()
+
+
+def watched(table: dict, name: str) -> Watched:
+    out = Watched(table)
+    out.name = name
+    return out
+
+
+def test_a_reload_frees_the_zones_it_replaces_and_parses_with_a_short_switch_interval(tmp_path):
+    write_zone(tmp_path)
+    served = []
+    intervals = []
+    real = reload_module.load_folder
+
+    def spy(folder, geoip=False):
+        intervals.append(sys.getswitchinterval())
+        return real(folder, geoip)
+
+    async def main():
+        loaded = load_folder(tmp_path)
+        zones = {
+            key: dataclasses.replace(
+                zone, nodes=watched(zone.nodes, "nodes"), pools=watched(zone.pools, "pools")
+            )
+            for key, zone in loaded.zones.items()
+        }
+        first = dataclasses.replace(loaded, zones=watched(zones, "zones"))
+        del loaded, zones
+        reloader = ZoneReloader(str(tmp_path), served.append, interval=0, zones=first)
+        del first
+        before = sys.getswitchinterval()
+        result = await reloader.reload("test")
+        assert result.ok and sys.getswitchinterval() == before
+        await asyncio.gather(*reloader._retiring)
+
+    Watched.taken = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reload_module, "load_folder", spy)
+        asyncio.run(main())
+    assert intervals == [reload_module.SWITCH]
+    # the first zones, taken apart after the swap: the set, then each name and pool
+    assert Watched.taken == ["zones"] + ["nodes"] * 8 + ["pools"] * 2
+    assert served and served[0].zones
