@@ -319,7 +319,9 @@ class App:
         for host, port in addresses:
             self.addresses.append((host, port))
             log.info("listening on %s (udp, tcp)", _shown(host, port))
-        self.reloader = ZoneReloader(s.zones, self.set_zones, s.reload_interval, geoip=geo is not None)
+        self.reloader = ZoneReloader(
+            s.zones, self.set_zones, s.reload_interval, geoip=geo is not None, zones=zones
+        )
         self.reloader.observer = self._reloaded
         names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
         log.info("serving %d zone(s): %s", len(zones), names)

@@ -43,7 +43,8 @@ class Engine:
         self._zones = zones
         self._health = health or HealthSnapshot.from_zones(zones)
         self.plans: dict[tuple[int, int], Plan] = {}  # per (pool, family), for this health
-        self.generation = 0  # bumped by every swap of zones or health (the fast path's cue)
+        self.zones_serial = 0  # bumped by every swap of zones
+        self.on_zones: list = []  # called after each swap of zones (the fast path empties its table)
         self.geo = geo  # a GeoDatabase, or None
         self.version = version
         self.identity = identity
@@ -58,7 +59,9 @@ class Engine:
     def zones(self, zones: ZoneSet) -> None:
         """Replaced whole by the reloader, never mutated."""
         self._zones, self.plans = zones, {}
-        self.generation += 1
+        self.zones_serial += 1
+        for hook in self.on_zones:
+            hook()
 
     @property
     def health(self) -> HealthSnapshot:
@@ -68,7 +71,6 @@ class Engine:
     def health(self, health: HealthSnapshot) -> None:
         """Replaced whole by the health monitor; the pool plans go with the old one."""
         self._health, self.plans = health, {}
-        self.generation += 1
 
     def plan(self, pool, family: int) -> Plan:
         """The pool's plan for this family under the current health, built once per snapshot."""

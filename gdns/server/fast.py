@@ -145,8 +145,9 @@ class FastPath:
         self.max_udp = max_udp
         # Keyed by the lower-case question; one table per EDNS form: none, OPT, OPT with DO.
         self.tables: tuple[dict, dict, dict] = ({}, {}, {})
-        self.zones = engine.zones
+        self.serial = engine.zones_serial  # the zones the table's answers were made from
         self.size = 0
+        engine.on_zones.append(self._reset)  # drop answers (and pool references) at the swap
         self.geo = engine.geo.lookup if engine.geo is not None else None
         opt = struct.Struct("!BHHIH")
         self.opts = (b"", opt.pack(0, 41, max_udp, 0, 0), opt.pack(0, 41, max_udp, 0x8000, 0))
@@ -154,7 +155,7 @@ class FastPath:
     def answer(self, wire: bytes, address: str, tcp: bool, stats: QueryStats) -> bytes | None:
         """The reply to `wire` from `address`, or None to use the full path."""
         engine = self.engine
-        if engine._zones is not self.zones:  # the attribute, not the property: this runs per query
+        if engine.zones_serial != self.serial:  # zones swapped (on_zones normally got here first)
             self._reset()
         if len(wire) < 17 or wire[2] & 0xF8:  # a response, or an opcode other than QUERY
             return None
@@ -281,17 +282,17 @@ class FastPath:
         stats.responses[rcode] = stats.responses.get(rcode, 0) + 1
         return reply
 
-    def remember(self, query: Query, answer: Answer, reply: bytes, whole: bool, zones) -> None:
-        """Keep what the full path just answered from `zones`, when it is the same for every
-        client. Another thread may have swapped the zones and emptied the table meanwhile:
-        an answer made from other zones than the table's is not kept."""
+    def remember(self, query: Query, answer: Answer, reply: bytes, whole: bool, serial: int) -> None:
+        """Keep what the full path just answered from the zones numbered `serial`, when it is
+        the same for every client. The zones may have been swapped and the table emptied
+        meanwhile (by another thread): an answer made from other zones is not kept."""
         if (
-            zones is not self.zones
+            serial != self.serial
             or not whole
             or not answer.shared
             or query.edns_version
             or query.flags & 0x7800
-            or self.engine.zones is not zones
+            or self.engine.zones_serial != serial
             or len(query.question) + 12 > len(reply)
         ):
             return
@@ -323,6 +324,6 @@ class FastPath:
         self.size += 1
 
     def _reset(self) -> None:
+        self.serial = self.engine.zones_serial
         self.tables = ({}, {}, {})
         self.size = 0
-        self.zones = self.engine.zones

@@ -68,12 +68,12 @@ class Handler:
                 reply = query
             else:
                 qtype = query.qtype
-                zones = self.engine.zones  # what the answer is made from (a reload may swap it)
+                serial = self.engine.zones_serial  # the zones it is made from (a reload may swap them)
                 answer = self.engine.answer(query)
                 if answer.decisions:
                     self._count_pools(answer.decisions)
                 reply, whole = codec.pack(query, answer, self.max_udp_size)
-                self.fast.remember(query, answer, reply, whole, zones)
+                self.fast.remember(query, answer, reply, whole, serial)
         except Exception:  # our bug: SERVFAIL this query, keep serving the rest
             log.exception("internal error answering a query from %s", client[0])
             reply = codec.servfail(wire)

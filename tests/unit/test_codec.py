@@ -304,7 +304,9 @@ def test_servfail_for_our_own_errors():
 
 def test_handler_turns_an_engine_failure_into_servfail():
     class Broken:
-        zones = _zones = geo = None
+        zones = geo = None
+        zones_serial = 0
+        on_zones: list = []
 
         def answer(self, query):
             raise RuntimeError("a bug")
