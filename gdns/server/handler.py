@@ -58,6 +58,7 @@ class Handler:
     def full(self, wire: bytes, transport: str, client: tuple, start: float, logged: bool = False):
         """Decode, answer and pack (and remember the result for the fast path)."""
         stats = self.stats
+        stats.full += 1
         qtype = query = None
         try:
             query = codec.decode(wire, transport, client[:2], self.max_udp_size)

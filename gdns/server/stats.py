@@ -33,6 +33,7 @@ class QueryStats:
         "responses",
         "truncated",
         "dropped",
+        "full",
         "latency",
         "latency_sum",
         "members",
@@ -44,6 +45,7 @@ class QueryStats:
         self.responses: dict[str, int] = {}  # rcode name
         self.truncated = 0
         self.dropped = 0
+        self.full = 0  # queries answered by the full path (the rest took the fast path)
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, not cumulative
         self.latency_sum = 0.0
         self.members: dict[str, int] = {}  # member key "<pool>/<group>/<address>": addresses given
@@ -60,6 +62,7 @@ class QueryStats:
             "responses": dict(self.responses),
             "truncated": self.truncated,
             "dropped": self.dropped,
+            "full": self.full,
             "latency": list(self.latency),
             "latency_sum": self.latency_sum,
             "members": dict(self.members),
@@ -77,6 +80,7 @@ def total(exports) -> dict:
                 into[key] = into.get(key, 0) + value
         out["truncated"] += part["truncated"]
         out["dropped"] += part["dropped"]
+        out["full"] += part.get("full", 0)
         out["latency_sum"] += part["latency_sum"]
         out["latency"] = [a + b for a, b in zip(out["latency"], part["latency"], strict=True)]
     return out

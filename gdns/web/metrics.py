@@ -140,6 +140,12 @@ class QueryCollector:
             "Packets dropped without a reply (no header, or a response).",
             value=data["dropped"],
         )
+        yield CounterMetricFamily(
+            "gdns_dns_full_path_queries",
+            "Queries answered by the full path (decoded, resolved, packed) rather than from the fast "
+            "path's prebuilt replies; packets dropped are counted here too.",
+            value=data.get("full", 0),
+        )
         cumulative, buckets = 0, []
         for bound, count in zip((*LATENCY_BUCKETS, float("inf")), data["latency"], strict=True):
             cumulative += count
