@@ -62,24 +62,29 @@ class Static:
 
 
 class PoolAnswer:
-    __slots__ = ("pool", "family", "rtype", "qtype", "plan", "records", "opt", "keys")
+    __slots__ = ("pool", "family", "rtype", "qtype", "state", "opt", "keys")
 
     def __init__(self, pool, rtype: int, opt: bytes):
         self.pool, self.rtype, self.opt = pool, rtype, opt
         self.family = 6 if rtype == _AAAA else 4
         self.qtype = type_label(rtype)
         self.keys = _query_keys(self.qtype)
-        self.plan = None
-        self.records: dict[str, bytes] = {}  # member key -> its answer record, for self.plan
+        # (plan, {member key: its answer record}) for one health snapshot; replaced whole, so
+        # a thread reading it never sees a plan with another plan's records.
+        self.state: tuple | None = None
 
-    def replan(self, engine: Engine) -> None:
-        self.plan = plan = engine.plan(self.pool, self.family)
-        self.records = {}
-        head = _RR_HEAD.pack
-        for members in plan.eligible.values():
-            for m in members:
-                data = _rdata_bytes(m.rdata)
-                self.records[m.key] = head(_QUESTION_NAME, self.rtype, 1, plan.ttl, len(data)) + data
+    def current(self, engine: Engine) -> tuple:
+        state = self.state
+        health = engine._health  # the attribute, not the property: this runs per query
+        if state is None or state[0].health is not health:
+            plan = engine.plan(self.pool, self.family)
+            head, records = _RR_HEAD.pack, {}
+            for members in plan.eligible.values():
+                for m in members:
+                    data = _rdata_bytes(m.rdata)
+                    records[m.key] = head(_QUESTION_NAME, self.rtype, 1, plan.ttl, len(data)) + data
+            self.state = state = (plan, records)
+        return state
 
 
 def _question_with_options(wire: bytes):
@@ -199,14 +204,10 @@ class FastPath:
             reply = wire[:2] + entry.heads[wire[2] & 1] + question + entry.tail
             rcode = entry.rcode
         else:
-            plan = entry.plan
-            if plan is None or plan.health is not engine._health:
-                entry.replan(engine)
-                plan = entry.plan
+            plan, records = entry.current(engine)
             picked = plan.pick_fast(address, engine.counters, self.geo)
             if picked is None:
                 return None
-            records = entry.records
             members = stats.members
             if len(picked) == 1:
                 key = picked[0].key
@@ -249,17 +250,14 @@ class FastPath:
             reply = wire[:2] + entry.heads[rd] + question + tail
             rcode, qtype = entry.rcode, entry.qtype
         else:
-            plan = entry.plan
-            if plan is None or plan.health is not engine.health:
-                entry.replan(engine)
-                plan = entry.plan
+            plan, records = entry.current(engine)
             subnet = codec.read_ecs(ecs)
-            client = Client.of(address, subnet, self.geo, engine.health)
+            client = Client.of(address, subnet, self.geo, plan.health)
             decision = plan.decide(client, engine.counters)
             if decision.outcome != "answer":
                 return None
             option = _ECS_HEAD.pack(8, len(ecs), (ecs[0] << 8) | ecs[1], ecs[2], decision.scope) + ecs[4:]
-            records, members = entry.records, stats.members
+            members = stats.members
             body = b""
             for member in decision.picked:
                 body += records[member.key]
