@@ -259,10 +259,9 @@ class App:
                 frames = await self.workers.pack(zones)
         finally:
             self.monitor.release()
-        # Both swaps happen on the loop thread with no await between them, so every query
-        # sees the old zones with the old health, or the new with the new.
-        self.engine.health = self.monitor.snapshot(zones)
-        self.engine.zones = zones
+        # One assignment (Engine.swap): every query, on any thread, sees the old zones with
+        # the old health, or the new with the new.
+        self.engine.swap(zones, self.monitor.snapshot(zones))
         if self.workers is not None:
             self.workers.send_zones(frames, self.engine.health)  # each worker swaps both at once
 

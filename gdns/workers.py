@@ -628,9 +628,8 @@ class Worker:
             self.log.info("answering on %s (udp, tcp), pid %d", shown, os.getpid())
             return
         old = self.engine.zones
-        # As in one process: both on the loop thread with no await between them.
-        self.engine.health = health
-        self.engine.zones = zones
+        # As in one process: zones and health in one assignment.
+        self.engine.swap(zones, health)
         task = asyncio.get_running_loop().create_task(self._retire(old))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -40,8 +40,9 @@ class Engine:
         geo=None,
         why_from=(),
     ):
-        self._zones = zones
-        self._health = health or HealthSnapshot.from_zones(zones)
+        # Zones and the health snapshot for them, as one value: a query (on any thread) reads
+        # it once, so it never pairs new health with old zones or the other way round.
+        self.view = (zones, health or HealthSnapshot.from_zones(zones))
         self.plans: dict[tuple[int, int], Plan] = {}  # per (pool, family), for this health
         self.zones_serial = 0  # bumped by every swap of zones
         self.on_zones: list = []  # called after each swap of zones (the fast path empties its table)
@@ -53,43 +54,50 @@ class Engine:
 
     @property
     def zones(self) -> ZoneSet:
-        return self._zones
+        return self.view[0]
 
     @zones.setter
     def zones(self, zones: ZoneSet) -> None:
-        """Replaced whole by the reloader, never mutated."""
-        self._zones, self.plans = zones, {}
-        self.zones_serial += 1
-        for hook in self.on_zones:
-            hook()
+        self.swap(zones, self.view[1])
 
     @property
     def health(self) -> HealthSnapshot:
-        return self._health
+        return self.view[1]
 
     @health.setter
     def health(self, health: HealthSnapshot) -> None:
         """Replaced whole by the health monitor; the pool plans go with the old one."""
-        self._health, self.plans = health, {}
+        self.view, self.plans = (self.view[0], health), {}
 
-    def plan(self, pool, family: int) -> Plan:
-        """The pool's plan for this family under the current health, built once per snapshot."""
+    def swap(self, zones: ZoneSet, health: HealthSnapshot) -> None:
+        """New zones with their health snapshot, in one assignment (a reload)."""
+        changed = zones is not self.view[0]
+        self.view, self.plans = (zones, health), {}
+        if changed:
+            self.zones_serial += 1
+            for hook in self.on_zones:
+                hook()
+
+    def plan(self, pool, family: int, health: HealthSnapshot | None = None) -> Plan:
+        """The pool's plan for this family under `health` (default: the current snapshot),
+        built once per snapshot."""
+        health = health or self.view[1]
         plans = self.plans
         plan = plans.get((id(pool), family))
-        if plan is None or plan.health is not self._health:
-            plan = plans[id(pool), family] = Plan(pool, family, self._health)
+        if plan is None or plan.health is not health:
+            plan = plans[id(pool), family] = Plan(pool, family, health)
         return plan
 
-    def pool_decider(self, query: Query):
+    def pool_decider(self, query: Query, health: HealthSnapshot | None = None):
         """Bind pool decisions to this query's client, health snapshot and GeoIP."""
-        health, geo = self.health, self.geo
+        health, geo = health or self.health, self.geo
         lookup_geo = geo.lookup if geo is not None else None
         client: list[Client] = []
 
         def ask(pool, family: int) -> Decision:
             if not client:
                 client.append(Client.of(query.client[0], query.ecs, lookup_geo, health))
-            return self.plan(pool, family).decide(client[0], self.counters)
+            return self.plan(pool, family, health).decide(client[0], self.counters)
 
         return ask
 
@@ -99,7 +107,8 @@ class Engine:
         if query.qclass != _IN:
             return Answer(rcode=REFUSED, aa=False)
         qname = query.key
-        zone = self.zones.find(qname)
+        zones, health = self.view  # once: one consistent pair for the whole answer
+        zone = zones.find(qname)
         if zone is None:
             return Answer(rcode=REFUSED, aa=False)  # not ours, and we never recurse
         if query.qtype in _TRANSFERS:
@@ -109,18 +118,19 @@ class Engine:
             # feature did not exist: either way it depends on who asks.
             traced = why.answer(self, zone, query)
             if traced is None:
-                traced = resolve(zone, qname, DNSLabel(list(qname)), query.qtype, self.pool_decider(query))
+                decider = self.pool_decider(query, health)
+                traced = resolve(zone, qname, DNSLabel(list(qname)), query.qtype, decider)
             traced.shared = False
             return traced
         if query.qtype == _DS and qname == zone.origin and qname:
             # DS belongs to the parent side of a cut (RFC 4035 3.1.4.1): when we also serve
             # the parent and it delegates here, the parent answers.
-            parent = self.zones.find(qname[1:])
+            parent = zones.find(qname[1:])
             if parent is not None and qname in parent.cuts:
                 zone = parent
         # Names are built in lower case; the codec puts the client's spelling of the question
         # back, and names compressed against it show the same spelling.
-        return resolve(zone, qname, DNSLabel(list(qname)), query.qtype, self.pool_decider(query))
+        return resolve(zone, qname, DNSLabel(list(qname)), query.qtype, self.pool_decider(query, health))
 
     def _chaos(self, query: Query) -> Answer:
         key = query.key

@@ -75,15 +75,18 @@ class PoolAnswer:
 
     def current(self, engine: Engine) -> tuple:
         state = self.state
-        health = engine._health  # the attribute, not the property: this runs per query
+        health = engine.view[1]
         if state is None or state[0].health is not health:
-            plan = engine.plan(self.pool, self.family)
+            plan = engine.plan(self.pool, self.family, health)
             head, records = _RR_HEAD.pack, {}
             for members in plan.eligible.values():
                 for m in members:
                     data = _rdata_bytes(m.rdata)
                     records[m.key] = head(_QUESTION_NAME, self.rtype, 1, plan.ttl, len(data)) + data
-            self.state = state = (plan, records)
+            # The longest reply this plan can give, less the question: a reply that might not
+            # fit is left to the full path before any pick is drawn or counted.
+            longest = 12 + plan.pool.answers * max(map(len, records.values()), default=0) + len(self.opt)
+            self.state = state = (plan, records, longest)
         return state
 
 
@@ -148,9 +151,9 @@ class FastPath:
     def __init__(self, engine: Engine, max_udp: int = 1232):
         self.engine = engine
         self.max_udp = max_udp
-        # Keyed by the lower-case question; one table per EDNS form: none, OPT, OPT with DO.
-        self.tables: tuple[dict, dict, dict] = ({}, {}, {})
-        self.serial = engine.zones_serial  # the zones the table's answers were made from
+        # (zones serial, tables), replaced whole. Tables are keyed by the question with its
+        # name in lower case; one table per EDNS form: none, OPT, OPT with DO.
+        self.state: tuple[int, tuple[dict, dict, dict]] = (engine.zones_serial, ({}, {}, {}))
         self.size = 0
         engine.on_zones.append(self._reset)  # drop answers (and pool references) at the swap
         self.geo = engine.geo.lookup if engine.geo is not None else None
@@ -160,14 +163,15 @@ class FastPath:
     def answer(self, wire: bytes, address: str, tcp: bool, stats: QueryStats) -> bytes | None:
         """The reply to `wire` from `address`, or None to use the full path."""
         engine = self.engine
-        if engine.zones_serial != self.serial:  # zones swapped (on_zones normally got here first)
-            self._reset()
+        serial, tables = self.state
+        if engine.zones_serial != serial:  # zones swapped (on_zones normally got here first)
+            serial, tables = self._reset()
         if len(wire) < 17 or wire[2] & 0xF8:  # a response, or an opcode other than QUERY
             return None
         counts = wire[4:12]
         if counts == _PLAIN:
             question = wire[12:]
-            entry = self.tables[0].get(question.lower())
+            entry = tables[0].get(question[:-4].lower() + question[-4:])
             limit = 65535 if tcp else 512
             form = 0
         elif (
@@ -179,7 +183,7 @@ class FastPath:
         ):
             question = wire[12:-11]
             form = 2 if wire[-4] & 0x80 else 1
-            entry = self.tables[form].get(question.lower())
+            entry = tables[form].get(question[:-4].lower() + question[-4:])
             limit = 65535 if tcp else min(max(512, (wire[-8] << 8) | wire[-7]), self.max_udp)
         elif counts == _WITH_OPT:
             # EDNS with options (a cookie, say): the full path ignores all but ECS, so the
@@ -188,7 +192,7 @@ class FastPath:
             if found is None:
                 return None
             question, form, payload, ecs = found
-            entry = self.tables[form].get(question.lower())
+            entry = tables[form].get(question[:-4].lower() + question[-4:])
             limit = 65535 if tcp else min(max(512, payload), self.max_udp)
             if ecs is not None:
                 if entry is None:
@@ -204,7 +208,9 @@ class FastPath:
             reply = wire[:2] + entry.heads[wire[2] & 1] + question + entry.tail
             rcode = entry.rcode
         else:
-            plan, records = entry.current(engine)
+            plan, records, longest = entry.current(engine)
+            if longest + len(question) > limit:
+                return None
             picked = plan.pick_fast(address, engine.counters, self.geo)
             if picked is None:
                 return None
@@ -227,8 +233,6 @@ class FastPath:
                 + body
                 + entry.opt
             )
-            if len(reply) > limit:
-                return None
             rcode = "NOERROR"
         key = entry.keys[(2 if tcp else 0) + (":" in address)]
         queries = stats.queries
@@ -248,9 +252,11 @@ class FastPath:
                 return None
             tail = entry.tail[:-2] + len(option).to_bytes(2, "big") + option
             reply = wire[:2] + entry.heads[rd] + question + tail
-            rcode, qtype = entry.rcode, entry.qtype
+            rcode = entry.rcode
         else:
-            plan, records = entry.current(engine)
+            plan, records, longest = entry.current(engine)
+            if longest + len(question) + 4 + len(ecs) > limit:
+                return None
             subnet = codec.read_ecs(ecs)
             client = Client.of(address, subnet, self.geo, plan.health)
             decision = plan.decide(client, engine.counters)
@@ -272,10 +278,8 @@ class FastPath:
                 + len(option).to_bytes(2, "big")
                 + option
             )
-            if len(reply) > limit:
-                return None
-            rcode, qtype = "NOERROR", entry.qtype
-        key = ("tcp" if tcp else "udp", "ipv6" if ":" in address else "ipv4", qtype)
+            rcode = "NOERROR"
+        key = entry.keys[(2 if tcp else 0) + (":" in address)]
         stats.queries[key] = stats.queries.get(key, 0) + 1
         stats.responses[rcode] = stats.responses.get(rcode, 0) + 1
         return reply
@@ -284,8 +288,9 @@ class FastPath:
         """Keep what the full path just answered from the zones numbered `serial`, when it is
         the same for every client. The zones may have been swapped and the table emptied
         meanwhile (by another thread): an answer made from other zones is not kept."""
+        table_serial, tables = self.state
         if (
-            serial != self.serial
+            serial != table_serial
             or not whole
             or not answer.shared
             or query.edns_version
@@ -295,13 +300,13 @@ class FastPath:
         ):
             return
         form = (2 if query.dnssec_ok else 1) if query.edns else 0
-        key = query.question.lower()
-        table = self.tables[form]
+        question = query.question
+        key = question[:-4].lower() + question[-4:]
+        table = tables[form]
         if key in table:
             return
         if self.size >= MAX_ENTRIES:
-            self._reset()
-            table = self.tables[form]
+            table = self._reset()[1][form]
         if answer.decisions:
             pool = answer.pool
             if pool is None or len(answer.decisions) != 1 or query.qtype not in (_A, _AAAA):
@@ -321,7 +326,11 @@ class FastPath:
             table[key] = Static(heads, tail, len(reply), type_label(query.qtype), rcode_label(rcode))
         self.size += 1
 
-    def _reset(self) -> None:
-        self.serial = self.engine.zones_serial
-        self.tables = ({}, {}, {})
+    @property
+    def tables(self) -> tuple[dict, dict, dict]:
+        return self.state[1]
+
+    def _reset(self) -> tuple:
+        self.state = state = (self.engine.zones_serial, ({}, {}, {}))
         self.size = 0
+        return state

@@ -252,3 +252,36 @@ def test_an_answer_made_from_swapped_out_zones_is_not_kept(zones):
     assert not any(handler.fast.tables)
     handler.full(wire, "udp", ("127.0.0.1", 1), 0.0)
     assert handler.fast.answer(wire, "127.0.0.1", False, QueryStats()) is not None
+
+
+def test_after_a_health_change_fast_and_full_still_agree(zones):
+    engine = Engine(zones)
+    handler = Handler(engine)
+    wire = dns.message.make_query("app.gslb.example.com.", "A").to_wire()
+    client = ("198.51.100.9", 1)
+    handler.full(wire, "udp", client, 0.0)
+    before = handler.fast.answer(wire, client[0], False, QueryStats())
+    assert before == handler.full(wire, "udp", client, 0.0)
+    engine.health = health_with_some_down(zones)  # the pool's members change state
+    after = handler.fast.answer(wire, client[0], False, QueryStats())
+    assert after == handler.full(wire, "udp", client, 0.0)
+
+
+def test_a_pool_reply_too_big_is_neither_picked_nor_counted_twice(tmp_path):
+    members = ", ".join(f'{{address: "2001:db8::{i:x}"}}' for i in range(1, 31))
+    (tmp_path / "big.example.yaml").write_text(
+        "origin: big.example.\nsoa: {mname: ns.big.example., rname: h.big.example.}\n"
+        "ns: [ns.big.example.]\nrecords: {ns: {A: 192.0.2.1}}\n"
+        f"pools:\n  rr: {{strategy: roundrobin, answers: 30, members: [{members}]}}\n"
+    )
+    engine = Engine(load_folder(tmp_path))
+    handler = Handler(engine)
+    client = ("198.51.100.9", 1)
+    handler.full(
+        dns.message.make_query("rr.big.example.", "AAAA").to_wire(), "tcp", client, 0.0
+    )  # remembered
+    engine.counters.clear()
+    stats = QueryStats()
+    small = dns.message.make_query("rr.big.example.", "AAAA").to_wire()  # no EDNS: 512 bytes over UDP
+    assert handler.fast.answer(small, client[0], False, stats) is None
+    assert not stats.members and not engine.counters  # nothing drawn or counted: the full path does it
