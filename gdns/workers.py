@@ -56,6 +56,7 @@ from gdns.health.snapshot import HealthSnapshot, MemberHealth
 from gdns.server import stats
 from gdns.settings import Settings
 from gdns.zone.pool import Pool
+from gdns.zone.reload import retire
 from gdns.zone.zoneset import Zone, ZoneSet
 
 log = logging.getLogger("gdns.workers")
@@ -69,8 +70,6 @@ RESTARTS = 5  # restarts allowed within RESTART_WINDOW; one more death stops the
 RESTART_WINDOW = 60.0
 START_TIMEOUT = 60.0  # seconds for every worker to serve the zones at start-up
 STOP_TIMEOUT = 5.0  # seconds a worker has to exit after SIGTERM, before SIGKILL
-RETIRE_AFTER = 0.5  # seconds after a swap: no query is still reading the old zones
-RETIRE_STEP = 2000  # names (or pools) of old zones freed per step, about a millisecond
 MAX_BACKLOG = 512 << 20  # bytes queued for a worker that does not read: it is stuck; kill it
 READ_LIMIT = 4 << 20
 
@@ -627,22 +626,9 @@ class Worker:
             shown = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.listeners.addresses)
             self.log.info("answering on %s (udp, tcp), pid %d", shown, os.getpid())
             return
-        old = self.engine.zones
+        box = [self.engine.zones]  # handed over: retire() frees them once it holds the last reference
         # As in one process: zones and health in one assignment.
         self.engine.swap(zones, health)
-        task = asyncio.get_running_loop().create_task(self._retire(old))
+        task = asyncio.get_running_loop().create_task(retire(box))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-    @staticmethod
-    async def _retire(old: ZoneSet) -> None:
-        """Free replaced zones a piece at a time. Dropped whole, a large zone set is millions of
-        objects freed in one go (about 100 ms for 100k records), and the UDP threads would wait
-        for the GIL all along."""
-        await asyncio.sleep(RETIRE_AFTER)
-        for zone in old.zones.values():
-            for table in (zone.nodes, zone.pools):
-                while table:
-                    for _ in range(min(len(table), RETIRE_STEP)):
-                        table.popitem()
-                    await asyncio.sleep(0.002)  # a real pause: sleep(0) keeps the GIL from the UDP threads

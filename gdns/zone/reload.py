@@ -7,7 +7,7 @@ stat calls per interval.
 
 A large zone must not stall answering while it reloads: it is parsed in a thread with a short
 GIL switch interval (threads that answer get the GIL back sooner), and the zones it replaces
-are freed a piece at a time afterwards (see _retire), not all at once when they are dropped.
+are freed a piece at a time afterwards (see retire), not all at once when they are dropped.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class ZoneReloader:
         zones: ZoneSet | None = None,
     ):
         """`zones`: the zones being served now (loaded at start-up), freed a piece at a time
-        once a reload replaces them, like every set this reloader applies (see _retire)."""
+        once a reload replaces them, like every set this reloader applies (see retire)."""
         self.folder = folder
         self.geoip = geoip
         self.apply = apply
@@ -107,7 +107,7 @@ class ZoneReloader:
             if inspect.isawaitable(applied):  # the app probes new members before the swap
                 await applied
             # Held by self._zones, the replaced zones were not freed by the swap (all at once, on
-            # the thread that dropped them last); _retire frees them a piece at a time.
+            # the thread that dropped them last); retire frees them a piece at a time.
             replaced, self._zones = [self._zones], zones
             names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
             log.info("zones reloaded (%s): %s", reason, names)
@@ -115,13 +115,13 @@ class ZoneReloader:
             if self.observer is not None:
                 self.observer(self.last)
             if replaced[0] is not None:
-                task = asyncio.get_running_loop().create_task(_retire(replaced))
+                task = asyncio.get_running_loop().create_task(retire(replaced))
                 self._retiring.add(task)  # the loop keeps only a weak reference to a task
                 task.add_done_callback(self._retiring.discard)
             return self.last
 
 
-async def _retire(box: list[ZoneSet]) -> None:
+async def retire(box: list[ZoneSet]) -> None:
     """Free replaced zones a piece at a time on the loop thread, with pauses between.
 
     Dropped whole, a large zone set is a million or more objects freed in one go, tens of

@@ -22,7 +22,7 @@ from gdns.zone import yamlsafe
 from gdns.zone.compile import _serial, compile_zone
 from gdns.zone.errors import ZoneLoadError
 from gdns.zone.loader import load_folder
-from gdns.zone.reload import ZoneReloader, _retire
+from gdns.zone.reload import ZoneReloader, retire
 from gdns.zone.yamlsafe import load
 
 ZONE = """\
@@ -218,13 +218,13 @@ def test_replaced_zones_are_taken_apart_only_when_no_one_else_holds_them(tmp_pat
     old = load_folder(tmp_path)
     (zone,) = old.zones.values()
     nodes = zone.nodes
-    asyncio.run(_retire([old]))  # still held here: left whole
+    asyncio.run(retire([old]))  # still held here: left whole
     assert old.zones and zone.nodes
 
     del old, zone
     box = [load_folder(tmp_path)]
     (zone,) = box[0].zones.values()
-    asyncio.run(_retire(box))  # the zone is held by this test: the set is emptied, not the zone
+    asyncio.run(retire(box))  # the zone is held by this test: the set is emptied, not the zone
     assert zone.nodes and zone.pools
     del zone, nodes
 
@@ -232,7 +232,7 @@ def test_replaced_zones_are_taken_apart_only_when_no_one_else_holds_them(tmp_pat
     (zone,) = box[0].zones.values()
     nodes, pools = zone.nodes, zone.pools
     del zone
-    asyncio.run(_retire(box))  # nothing else holds the zone, but its tables are held: kept
+    asyncio.run(retire(box))  # nothing else holds the zone, but its tables are held: kept
     assert nodes and pools
 
 
