@@ -64,12 +64,14 @@ class Plan:
         "counter_key",
         "sticky_cache",
         "groups_by_address",
+        "sticky",
         "down",
     )
 
     def __init__(self, pool: Pool, family: int, health):
         self.pool, self.family, self.health = pool, family, health
         self.registered = STRATEGIES[pool.strategy]
+        self.sticky = pool.sticky and self.registered.picker == "weighted"  # picks hash the client
         self.counter_key = f"{pool.name}/{family}"
         self.sticky_cache: dict[str, tuple[Member, ...]] = {}
         self.groups_by_address: dict[str, Group] = {}
@@ -114,7 +116,7 @@ class Plan:
         group = order.groups[0]
         picked = self._pick(group, client, counters)
         scope = order.scope
-        if self.pool.sticky and self.registered.picker == "weighted" and len(self.eligible[group.name]) > 1:
+        if self.sticky and len(self.eligible[group.name]) > 1:
             scope = max(scope, client.sticky_network()[1])  # one member is everybody's answer
         return Decision(
             "answer",
@@ -135,7 +137,7 @@ class Plan:
         if self.down is not None:
             return None
         group = self.first
-        sticky = self.pool.sticky and self.registered.picker == "weighted"
+        sticky = self.sticky
         if group is None:
             # Geo and sticky orders are pure functions of the address (and this snapshot):
             # remembered per address. Other orders draw at random every time.

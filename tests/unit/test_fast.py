@@ -155,9 +155,6 @@ def test_unusual_queries_stay_on_the_full_path(zones):
     plain = dns.message.make_query("www.gslb.example.com.", "A")
     handler.full(plain.to_wire(), "udp", ("127.0.0.1", 1), 0.0)
     assert handler.fast.answer(plain.to_wire(), "127.0.0.1", False, QueryStats()) is not None
-    ecs = dns.message.make_query(
-        "www.gslb.example.com.", "A", use_edns=0, options=[dns.edns.ECSOption("198.51.100.0", 24)]
-    )
     notify = dns.message.make_query("www.gslb.example.com.", "A")
     notify.set_opcode(dns.opcode.NOTIFY)
     version1 = dns.message.make_query("www.gslb.example.com.", "A", use_edns=1)
