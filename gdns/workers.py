@@ -57,7 +57,7 @@ from gdns.server import stats
 from gdns.settings import Settings
 from gdns.zone.pool import Pool
 from gdns.zone.reload import retire
-from gdns.zone.zoneset import Zone, ZoneSet
+from gdns.zone.zoneset import Names, Zone, ZoneSet
 
 log = logging.getLogger("gdns.workers")
 
@@ -119,7 +119,8 @@ def zone_frames(zones: ZoneSet):
     for key, zone in zones.zones.items():
         pools: list[tuple] = list(zone.pools.items())
         index = {id(pool): i for i, (_, pool) in enumerate(pools)}
-        for node in zone.nodes.values():
+        table = zone.nodes.table if isinstance(zone.nodes, Names) else dict(zone.nodes)
+        for node in table.values():  # packed names have no pool
             pool = getattr(node, "pool", None)
             if pool is not None and id(pool) not in index:  # not in zone.pools: sent, unnamed
                 index[id(pool)] = len(pools)
@@ -129,7 +130,7 @@ def zone_frames(zones: ZoneSet):
             yield _frame(POOLS, pools[i : i + POOLS_PER_FRAME])
         dispatch = copyreg.dispatch_table.copy()
         dispatch[Pool] = lambda pool, index=index: (_pool_ref, (index[id(pool)],))
-        nodes = list(zone.nodes.items())
+        nodes = list(table.items())  # packed names go as they are
         for i in range(0, len(nodes), NODES_PER_FRAME):
             yield _frame(NODES, nodes[i : i + NODES_PER_FRAME], dispatch)
 
@@ -170,7 +171,9 @@ class ZoneIntake:
         self.longest = max(self.longest, time.perf_counter() - began)
 
     def finish(self) -> ZoneSet:
-        zones = {key: Zone(**fields, nodes=nodes, pools=named) for key, fields, _, named, nodes in self.zones}
+        zones = {}
+        for key, fields, _, named, nodes in self.zones:
+            zones[key] = Zone(**fields, nodes=Names(nodes), pools=named)
         return ZoneSet(zones=zones, **self.top)
 
 

@@ -22,6 +22,7 @@ zones change; pool entries rebuild their records when the health snapshot does.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from dnslib import QTYPE, DNSBuffer
@@ -45,9 +46,13 @@ _QUESTION_NAME = 0xC00C
 _A, _AAAA = QTYPE.A, QTYPE.AAAA
 
 
+@functools.cache  # one tuple for all the entries of a type: a full table has many
 def _query_keys(qtype: str) -> tuple:
     """gdns_dns_queries_total label tuples, indexed by 2 * (TCP) + (IPv6)."""
     return tuple((transport, family, qtype) for transport in ("udp", "tcp") for family in ("ipv4", "ipv6"))
+
+
+_HEADS: dict[bytes, tuple[bytes, bytes]] = {}  # Static.heads, one tuple for equal ones
 
 
 class Static:
@@ -320,7 +325,11 @@ class FastPath:
                 reply = reply[: -size - 2] + b"\x00\x00"
             flags = ((reply[2] << 8) | reply[3]) & ~0x0100
             counts = reply[4:12]
-            heads = (struct.pack("!H", flags) + counts, struct.pack("!H", flags | 0x0100) + counts)
+            heads = _HEADS.get(flags.to_bytes(2, "big") + counts)
+            if heads is None:
+                heads = (struct.pack("!H", flags) + counts, struct.pack("!H", flags | 0x0100) + counts)
+                if len(_HEADS) < 4096:  # a few flags and counts are most answers'
+                    _HEADS[heads[0]] = heads
             tail = reply[12 + len(query.question) :]
             rcode = reply[3] & 0xF
             table[key] = Static(heads, tail, len(reply), type_label(query.qtype), rcode_label(rcode))

@@ -6,7 +6,6 @@ Every problem is collected (not just the first) with its position in the file.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 from typing import Any
 
@@ -16,11 +15,29 @@ from gdns.zone import rdata
 from gdns.zone.checks import compile_checks
 from gdns.zone.errors import Path, ZoneError, format_path
 from gdns.zone.memory import give_back
-from gdns.zone.model import Seconds, SOAModel, Strict, ZoneModel, unknown_key_message, validate
+from gdns.zone.model import (
+    Seconds,
+    SOAModel,
+    Strict,
+    ZoneModel,
+    parse_duration,
+    unknown_key_message,
+    validate,
+)
 from gdns.zone.pool import Pool
 from gdns.zone.poolcompile import compile_pool
-from gdns.zone.yamlsafe import Document
-from gdns.zone.zoneset import Name, Node, RRset, Zone, name_key
+from gdns.zone.yamlsafe import Document, StepAside
+from gdns.zone.zoneset import (
+    Name,
+    Names,
+    Node,
+    RRset,
+    Zone,
+    name_key,
+    pack_rrsets,
+    packed_types,
+    unpack_rrsets,
+)
 
 _A, _AAAA, _NS, _CNAME = QTYPE.A, QTYPE.AAAA, QTYPE.NS, QTYPE.CNAME
 _GLUE_TYPES = {_A, _AAAA}
@@ -69,9 +86,16 @@ class _Compiler:
         self.pool_paths: dict[Name, Path] = {}
         self.checks: dict = {}
         self.errors: list[ZoneError] = []
-        # One object for equal values, so a large zone holds each record value once however
-        # many names use it (records are never changed once built): by type and source text.
+        # Values written the same way are parsed once (a common MX target, say): by type and
+        # source text, up to CACHED of each type, so a large zone's table stays small.
         self.cache: dict[str, dict[str, Any]] = {}
+        # Records compiled as the parser reads them (see take): the origin's labels, its name,
+        # the default TTL, the origin; False once that was found not to be possible.
+        self.stream: tuple | bool | None = None
+        self.ttl_assumed = False  # the stream began before any `ttl:` key: 300 assumed
+        self.nodes: dict[Name, Any] = {}
+        self.paths = _Keys(())
+        self.records_hash = 0  # of the records compiled as read (see _serial)
 
     def error(self, path: Path, message: str, key: bool = False) -> None:
         self.errors.append(self.doc.error(path, message, key))
@@ -171,8 +195,44 @@ class _Compiler:
             cache = self.cache[rtype] = {}
         single = cache.get(item)
         if single is None:
-            single = cache[item] = (parser(item),)
+            single = (parser(item),)
+            if len(cache) < CACHED:
+                cache[item] = single
         return single
+
+    # -- records as the parser reads them --------------------------------------
+
+    def take(self, doc: Document, root: dict, key: str, value: Any) -> bool:
+        """Compile one entry of `records` as soon as the parser has read it (the loader's
+        sink): a large zone is then never whole in memory as parsed data. Only once the origin
+        is known (and valid) by then; else the entries stay in the document, compiled as usual.
+        A name seen twice steps the parser aside (StepAside): the document is read again the
+        ordinary way, which reports it."""
+        if self.stream is None:
+            self.doc = doc
+            self.stream = self._start(root)
+        if not self.stream:
+            return False
+        labels, apex, ttl, _ = self.stream
+        self.records_hash ^= _entry_hash(key, value)
+        self.record(key, value, labels, apex, ttl, self.nodes, self.paths, streaming=True)
+        return True
+
+    def _start(self, root: dict) -> tuple | bool:
+        text, ttl = root.get("origin"), root.get("ttl")
+        if not isinstance(text, str):
+            return False
+        try:
+            origin = DNSLabel(".") if text == "." else rdata.absolute_name(text)
+            ttl = 300 if ttl is None else parse_duration(ttl)
+        except (rdata.RdataError, ValueError):
+            return False
+        if type(ttl) is not int or not 0 <= ttl <= 2**31 - 1:
+            return False
+        self.ttl_assumed = "ttl" not in root
+        apex = name_key(origin)
+        self.nodes, self.paths = {apex: {}}, _Keys(apex)
+        return [x.decode() for x in origin.label], apex, ttl, origin
 
     # -- the whole zone ------------------------------------------------------
 
@@ -192,12 +252,18 @@ class _Compiler:
             return None
         apex = name_key(origin)
         default_ttl = model.ttl if model else 300
+        if self.stream and self.ttl_assumed and "ttl" in doc.data:
+            raise Restart  # `ttl:` came after records compiled with the default
         soa_model = self.soa_model(model)
         derived = None
         if soa_model is not None and soa_model.serial is None:  # before the records are taken out
-            derived = _serial(doc.data)
-        nodes: dict[Name, dict[int, RRset]] = {apex: {}}
-        paths = _Keys(apex)  # the key each name was written as under `records`
+            derived = _serial(doc.data, self.records_hash)
+        # Each name's rrsets: a dict while they may change (the apex, a pool's name), else packed
+        # (pack_rrsets) as soon as the name is compiled, so that a large zone is never whole in
+        # memory as objects. Records compiled as they were read are in already.
+        if not self.stream:
+            self.nodes, self.paths = {apex: {}}, _Keys(apex)
+        nodes, paths = self.nodes, self.paths  # paths: the key each name was written as
 
         if "ns" in doc.data:
             ns = self.rrset(doc.data["ns"], "NS", ("ns",), default_ttl, origin.label)
@@ -210,15 +276,18 @@ class _Compiler:
         pools: dict[Name, Pool] = {}
         if isinstance(doc.data.get("pools"), dict):
             pools = self.pools(doc.data["pools"], origin, nodes)
-        self.cache.clear()  # the values are shared by now; the table is not needed
+        self.cache.clear()
         soa = self.soa(soa_model, origin, default_ttl, derived)
         cuts, ents = self.structure(nodes, paths, apex)
         if soa is None or self.errors:
             return None
         nodes[apex][QTYPE.SOA] = soa
         empty: dict[int, RRset] = {}  # one for all the names that have only a pool
-        for name, rrsets in nodes.items():  # in place: no second table of every name
-            nodes[name] = Node(name, rrsets or empty, pools.get(name))  # type: ignore[assignment]
+        for name, value in nodes.items():  # in place: no second table of every name
+            pool = pools.get(name)
+            if pool is not None or type(value) is dict:
+                rrsets = value if type(value) is dict else unpack_rrsets(name, value)
+                nodes[name] = Node(name, rrsets or empty, pool)
         return Zone(
             origin=apex,
             origin_label=origin,
@@ -227,7 +296,7 @@ class _Compiler:
             digest=self.digest,
             soa=soa,
             negative_ttl=min(soa.ttl, soa.rdatas[0].times[4]),
-            nodes=nodes,  # type: ignore[arg-type]
+            nodes=Names(nodes),
             empty_nonterminals=frozenset(ents),
             cuts=frozenset(cuts),
             pools=pools,
@@ -265,7 +334,7 @@ class _Compiler:
                 self.error(("soa", key), str(exc))
         if len(names) != 2:
             return None
-        serial = s.serial or derived or _serial(self.doc.data)
+        serial = s.serial or derived or _serial(self.doc.data, self.records_hash)
         times = (serial, s.refresh, s.retry, s.expire, s.minimum)
         ttl = default_ttl if s.ttl is None else s.ttl
         return RRset(origin.label, QTYPE.SOA, ttl, (SOA(names[0], names[1], times),))
@@ -275,37 +344,45 @@ class _Compiler:
         apex = name_key(origin)
         for key in _taken(records) if self.consume else records:
             types = records.pop(key) if self.consume else records[key]
-            path: Path = ("records", key)
-            name = self.owner(key, origin_labels, apex=apex)
-            if name is None:
-                continue
-            if name in paths.written or (name in nodes and name != apex):
-                self.error(path, f"same name as {format_path(paths.path(name))}; merge them", key=True)
-                continue
-            if not isinstance(types, dict):
-                paths.written[name] = key
-                self.error(path, f"expected a mapping of record types, got {rdata.describe(types)}")
-                continue
-            if not types:
-                paths.written[name] = key
-                self.error(path, "no records at this name (a name without data answers NODATA)")
-                continue
-            paths.add(name, key)
-            rrsets = nodes.setdefault(name, {})
-            for rtype, value in types.items():
-                tpath = path + (rtype,)
-                if rtype not in rdata.PARSERS:
-                    self.error(tpath, _unknown_type(rtype), key=True)
-                    continue
-                if rtype == "NS" and name == apex:
-                    self.error(tpath, "the apex NS set is the top-level 'ns' key", key=True)
-                    continue
-                rrset = self.rrset(value, rtype, tpath, default_ttl, name)
-                if rrset:
-                    rrsets[rrset.rtype] = rrset
+            self.record(key, types, origin_labels, apex, default_ttl, nodes, paths)
         if self.consume:
             records.clear()  # an emptied dict keeps its table until cleared
             give_back()
+
+    def record(self, key, types, origin_labels, apex, default_ttl, nodes, paths: _Keys, streaming=False):
+        """One entry of `records`: its name's rrsets into `nodes`."""
+        path: Path = ("records", key)
+        name = self.owner(key, origin_labels, apex=apex)
+        if name is None:
+            return
+        if name in paths.written or (name in nodes and name != apex):
+            if streaming:
+                raise StepAside  # the same key twice, or one name written two ways
+            self.error(path, f"same name as {format_path(paths.path(name))}; merge them", key=True)
+            return
+        if not isinstance(types, dict):
+            paths.written[name] = key
+            self.error(path, f"expected a mapping of record types, got {rdata.describe(types)}")
+            return
+        if not types:
+            paths.written[name] = key
+            self.error(path, "no records at this name (a name without data answers NODATA)")
+            return
+        paths.add(name, key)
+        rrsets = nodes.setdefault(name, {})
+        for rtype, value in types.items():
+            tpath = path + (rtype,)
+            if rtype not in rdata.PARSERS:
+                self.error(tpath, _unknown_type(rtype), key=True)
+                continue
+            if rtype == "NS" and name == apex:
+                self.error(tpath, "the apex NS set is the top-level 'ns' key", key=True)
+                continue
+            rrset = self.rrset(value, rtype, tpath, default_ttl, name)
+            if rrset:
+                rrsets[rrset.rtype] = rrset
+        if name != apex:
+            nodes[name] = pack_rrsets(rrsets)
 
     def pools(self, pools: dict, origin: DNSLabel, nodes) -> dict[Name, Pool]:
         origin_labels = [x.decode() for x in origin.label]
@@ -321,7 +398,7 @@ class _Compiler:
                 continue
             # Checked whether or not the pool itself is valid, to report every problem at once.
             self.pool_paths[name] = ("pools", key)
-            clash = sorted(QTYPE.get(t) for t in nodes.get(name, {}) if t in (_A, _AAAA, _CNAME))
+            clash = sorted(QTYPE.get(t) for t in _types(nodes.get(name)) if t in (_A, _AAAA, _CNAME))
             if clash:
                 self.error(
                     ("pools", key),
@@ -339,10 +416,11 @@ class _Compiler:
             pools.clear()
         return out
 
-    def structure(self, nodes: dict[Name, dict[int, RRset]], paths: _Keys, apex: Name):
-        """CNAME exclusivity, delegation cuts and glue, empty non-terminals."""
+    def structure(self, nodes: dict[Name, Any], paths: _Keys, apex: Name):
+        """CNAME exclusivity, delegation cuts and glue, empty non-terminals. `nodes`: each
+        name's rrsets, a dict or packed."""
         n = len(apex)
-        cuts = {name for name, rrsets in nodes.items() if _NS in rrsets and name != apex}
+        cuts = {name for name, value in nodes.items() if name != apex and _NS in _types(value)}
         for name in self.pool_paths:
             below = next((name[i:] for i in range(0, len(name) - n) if name[i:] in cuts), None)
             if below is not None:
@@ -351,7 +429,8 @@ class _Compiler:
                     f"a pool cannot be at or under delegation {_text(below)}",
                     key=True,
                 )
-        for name, rrsets in nodes.items():
+        for name, value in nodes.items():
+            rrsets = _types(value)  # type: number of values
             path: Path = paths.path(name)
             if _CNAME in rrsets:
                 if name == apex:
@@ -363,7 +442,7 @@ class _Compiler:
                         f"a CNAME cannot stand beside other data ({', '.join(others)})",
                         key=True,
                     )
-                elif len(rrsets[_CNAME].rdatas) > 1:
+                elif rrsets[_CNAME] > 1:
                     self.error(path + ("CNAME",), "a name has at most one CNAME")
             if name in cuts:
                 if name[0] == b"*":
@@ -385,13 +464,14 @@ class _Compiler:
                             "only glue (A/AAAA) may be",
                             key=True,
                         )
-        for name, rrsets in nodes.items():
-            ns = rrsets.get(_NS)
+        for name in cuts | {apex}:
+            value = nodes[name]
+            ns = (value if type(value) is dict else unpack_rrsets(name, value)).get(_NS)
             if ns is None:
                 continue
             for rd in ns.rdatas:
                 target = name_key(rd.label)
-                if _under(target, apex) and not (nodes.get(target, {}).keys() & _GLUE_TYPES):
+                if _under(target, apex) and not (_types(nodes.get(target)).keys() & _GLUE_TYPES):
                     where = ("ns",) if name == apex else paths.path(name) + ("NS",)
                     self.error(
                         where, f"name server {rd.label} is inside the zone but has no A or AAAA record"
@@ -402,6 +482,18 @@ class _Compiler:
                 if name[i:] not in nodes:
                     ents.add(name[i:])
         return cuts, ents
+
+
+CACHED = 4096  # parsed values kept per record type while a zone compiles
+
+
+def _types(value: Any) -> dict[int, int]:
+    """A name's record types and how many values each has; `value` as in `nodes`."""
+    if value is None:
+        return {}
+    if type(value) is dict:
+        return {rtype: len(rrset.rdatas) for rtype, rrset in value.items()}
+    return {rtype: count for rtype, _, count in packed_types(value)}
 
 
 _SECTIONS = ("records", "pools", "checks")  # mappings whose entries are checked as they compile
@@ -423,13 +515,27 @@ def _taken(table: dict):
         yield key
 
 
+def streaming_compiler(digest: str, geoip: bool = False) -> _Compiler:
+    """A compiler whose `take` is given to yamlsafe.load as its sink, then to compile_zone
+    with the document: records compiled as they are read, the document taken apart."""
+    return _Compiler(None, digest, geoip, consume=True)  # type: ignore[arg-type]
+
+
 def compile_zone(
-    doc: Document, digest: str, geoip: bool = False, consume: bool = False
+    doc: Document,
+    digest: str,
+    geoip: bool = False,
+    consume: bool = False,
+    compiler: _Compiler | None = None,
 ) -> tuple[Zone | None, list[ZoneError]]:
     """`geoip`: a GeoIP database is configured, so geo rules may use countries and nearest.
     `consume`: take the records and pools out of `doc.data` as they are compiled (a loader
-    that has no further use for them keeps a large zone's memory down)."""
-    compiler = _Compiler(doc, digest, geoip, consume)
+    that has no further use for them keeps a large zone's memory down). `compiler`: the
+    streaming_compiler() whose sink read `doc`, if any (one whose sink the parser did not use
+    for this very document, as when the parser stepped aside, is not). Raises Restart when
+    the file must be read again without a sink."""
+    if compiler is None or compiler.doc is not doc:
+        compiler = _Compiler(doc, digest, geoip, consume)
     doc.deferred = True  # every error's position found in one pass at the end, not one each
     try:
         zone = compiler.compile()
@@ -438,51 +544,38 @@ def compile_zone(
     return zone, doc.resolve(compiler.errors)
 
 
-def _serial(data: Any) -> int:
-    """A serial that changes whenever the content does, and is the same on every instance."""
-    digest = hashlib.blake2b(digest_size=4)
-    for piece in _canonical_json(data, 2):
-        digest.update(piece.encode())
-    return int.from_bytes(digest.digest(), "big") or 1
+def _serial(data: Any, records: int = 0) -> int:
+    """A serial that changes whenever the content does, and is the same on every instance: a
+    hash of the data, not of the text (comments, spacing and key order do not count). The
+    entries of `records` and `pools` are hashed one by one and combined in an order-free way
+    (their keys are unique), so records compiled as they were read count by their hashes,
+    `records` (see _Compiler.take), and no single call hashes a large zone whole."""
+    outline: dict[str, Any] = {}
+    for key, value in data.items() if isinstance(data, dict) else ():
+        if key in _SECTIONS[:2] and isinstance(value, dict):
+            combined = records if key == "records" else 0
+            for k, v in value.items():
+                combined ^= _entry_hash(k, v)
+            value = f"entries {combined:032x}"
+        outline[key] = value
+    if not isinstance(data, dict):
+        outline = data
+    digest = hashlib.blake2b(_dumps(outline).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") or 1
+
+
+def _entry_hash(key: str, value: Any) -> int:
+    return int.from_bytes(hashlib.blake2b(_dumps([key, value]).encode(), digest_size=16).digest(), "big")
 
 
 # json.dumps(value, sort_keys=True, separators=(",", ":"), default=str), without a new
 # encoder for every call
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
-_BATCH = 500
 
 
-def _canonical_json(value: Any, depth: int):
-    """`_dumps(value)` in pieces: the mappings of the top `depth` levels (the document, then
-    its records and pools) a batch of entries at a time, so that a large zone is not one long
-    call holding the GIL."""
-    if depth <= 0 or not isinstance(value, dict) or not value or not all(type(k) is str for k in value):
-        yield _dumps(value)
-        return
-    keys = _sorted(value)
-    yield "{"
-    if depth == 1:
-        for i in range(0, len(keys), _BATCH):
-            batch = _dumps({k: value[k] for k in keys[i : i + _BATCH]})
-            yield ("," if i else "") + batch[1:-1]
-    else:
-        for i, key in enumerate(keys):
-            yield ("," if i else "") + _dumps(key) + ":"
-            yield from _canonical_json(value[key], depth - 1)
-    yield "}"
-
-
-def _sorted(keys) -> list:
-    """sorted(keys), for many keys a run at a time and merged in Python: one sort of 100k
-    names is a call that holds the GIL for some 30 ms."""
-    keys = list(keys)
-    if len(keys) <= _RUN:
-        return sorted(keys)
-    runs = [sorted(keys[i : i + _RUN]) for i in range(0, len(keys), _RUN)]
-    return list(heapq.merge(*runs))
-
-
-_RUN = 4096
+class Restart(Exception):
+    """Records were compiled as they were read with the default TTL, and a `ttl:` key came
+    after them: the file is read again the ordinary way."""
 
 
 def _canonical(rtype: str, rd) -> bytes:

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path as FsPath
 
-from gdns.zone.compile import compile_zone
+from gdns.zone.compile import Restart, compile_zone, streaming_compiler
 from gdns.zone.errors import ZoneError, ZoneLoadError
 from gdns.zone.memory import give_back
 from gdns.zone.yamlsafe import Document, YAMLProblem, load
@@ -64,15 +64,22 @@ def _load(path: FsPath, geoip: bool = False) -> tuple[Zone | None, list[ZoneErro
         return None, [ZoneError(str(path), 0, 0, (), message)], None
     digest = hashlib.sha256(raw).hexdigest()
     del raw  # a large zone's bytes, besides its text
-    try:
-        doc = load(text, str(path))
-    except YAMLProblem as exc:
-        return None, [exc.error], None
-    del text  # the document keeps it for as long as it may need positions from it
-    give_back()  # the text, the parser's copy of it, its tables
-    if doc.data is None:
-        return None, [ZoneError(str(path), 1, 1, (), "empty zone file")], doc
-    return *compile_zone(doc, digest, geoip, consume=True), doc
+    for streaming in (True, False):
+        # Records are compiled as they are read (streaming_compiler), so a large zone's parsed
+        # data is never whole in memory; read again without that in the rare case it cannot be.
+        compiler = streaming_compiler(digest, geoip) if streaming else None
+        try:
+            doc = load(text, str(path), compiler.take if compiler else None)
+        except YAMLProblem as exc:
+            return None, [exc.error], None
+        if doc.data is None:
+            return None, [ZoneError(str(path), 1, 1, (), "empty zone file")], doc
+        give_back()  # the parser's copy of the text, its tables
+        try:
+            return *compile_zone(doc, digest, geoip, consume=True, compiler=compiler), doc
+        except Restart:
+            continue
+    raise AssertionError("a zone read without streaming is never restarted")
 
 
 _gc_lock = threading.Lock()

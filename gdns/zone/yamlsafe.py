@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,17 +188,32 @@ def _positions(text: str, values: set[Path], keys: set[Path]) -> tuple[dict, dic
     return found_values, found_keys
 
 
+class StepAside(Exception):
+    """Raised by a sink: the fast builder steps aside, and the node-based one reads the file."""
+
+
+Sink = Callable[["Document", dict, str, Any], bool]
+
+
 class YAMLProblem(Exception):
     def __init__(self, error: ZoneError):
         super().__init__(str(error))
         self.error = error
 
 
-def load(text: str, file: str) -> Document:
-    """Parse one YAML document; raise YAMLProblem with a positioned error."""
-    data = _fast(text)
+def load(text: str, file: str, sink: Sink | None = None) -> Document:
+    """Parse one YAML document; raise YAMLProblem with a positioned error.
+
+    `sink(doc, root, key, value)`: offered each entry of the top-level `records` mapping as
+    soon as it is read, with the document it will be part of and the top-level mapping read
+    so far; an entry it takes (returns True for) is left out of the document. Only the fast
+    builder offers entries (a document it returns has `packed` set); the sink's errors are
+    deferred (see Document.deferred) until the compile resolves them."""
+    doc = Document(file, None, packed=zlib.compress(text.encode(), 1), deferred=sink is not None)
+    data = _fast(text, None if sink is None else lambda root, key, value: sink(doc, root, key, value))
     if data is not _ASIDE:
-        return Document(file, data, packed=zlib.compress(text.encode(), 1))
+        doc.data = data
+        return doc
     return _load_nodes(text, file)
 
 
@@ -294,27 +309,29 @@ def _scalar(tag: str, text: str, style: str | None) -> Any:
 _ASIDE = object()  # the fast builder steps aside: the node-based one decides
 
 
-def _fast(text: str) -> Any:
+def _fast(text: str, sink: Callable[[dict, str, Any], bool] | None = None) -> Any:
     """The document's data from the parser's events, or _ASIDE for anything unusual.
 
     It keeps no nodes and no positions, and it calls the parser once per event, so a thread
     parsing a large zone lets the others run between events."""
     loader = _StrictLoader(text)
     try:
-        return _events(loader)
-    except yaml.YAMLError:
+        return _events(loader, sink)
+    except (yaml.YAMLError, StepAside):
         return _ASIDE  # the node-based builder reports it, with its position
     finally:
         loader.dispose()
 
 
-def _events(loader: _StrictLoader) -> Any:
+def _events(loader: _StrictLoader, sink: Callable[[dict, str, Any], bool] | None = None) -> Any:
     get, resolve, scalar_node = loader.get_event, loader.resolve, yaml.ScalarNode
     # One string object for equal text (`address`, `up`, an address used many times): a large
     # zone repeats them thousands of times. Not for the owner names two levels down
-    # (records.<name>), which are all different.
+    # (records.<name>), which are all different, nor for the values of records a sink takes
+    # (compiled at once: the table would keep every one of them until the end).
     shared: dict[str, str] = {}
     share = shared.setdefault
+
     if type(get()) is not StreamStartEvent or type(get()) is not DocumentStartEvent:
         return _ASIDE  # an empty stream, or something odd
     stack: list[tuple[Any, Any, bool]] = []  # the enclosing collections, and their pending keys
@@ -336,7 +353,7 @@ def _events(loader: _StrictLoader) -> Any:
                 continue
             try:
                 value = _scalar(resolve(scalar_node, event.value, event.implicit), event.value, event.style)
-                if type(value) is str:
+                if type(value) is str and not (sink and len(stack) > 2 and stack[1][1] == "records"):
                     value = share(value, value)
             except _BadScalar:
                 return _ASIDE
@@ -357,7 +374,13 @@ def _events(loader: _StrictLoader) -> Any:
         if not stack and top is None:
             break
         if is_map:
-            top[key] = value
+            if not (
+                sink is not None
+                and len(stack) == 2
+                and stack[1][1] == "records"
+                and sink(stack[1][0], key, value)
+            ):
+                top[key] = value
             key = None
         else:
             top.append(value)

@@ -1,29 +1,28 @@
 """What keeps large zones fast and small, without changing what any zone means: the event-based
 YAML builder, positions worked out on demand, the derived serial in pieces, compiling that
-takes the document apart, shared values, the collector paused around a load, and replaced
-zones freed a piece at a time."""
+takes the document apart, names kept packed, shared pool values, the collector paused around a
+load, and replaced zones freed a piece at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import gc
-import hashlib
-import json
-import random
 import sys
 from pathlib import Path
 
 import pytest
-from dnslib import DNSLabel
+import yaml
+from dnslib import QTYPE, DNSLabel
 
+from gdns.zone import rdata, yamlsafe
 from gdns.zone import reload as reload_module
-from gdns.zone import yamlsafe
-from gdns.zone.compile import _serial, compile_zone
+from gdns.zone.compile import _serial, compile_zone, streaming_compiler
 from gdns.zone.errors import ZoneLoadError
 from gdns.zone.loader import load_folder
 from gdns.zone.reload import ZoneReloader, retire
 from gdns.zone.yamlsafe import load
+from gdns.zone.zoneset import Node
 
 ZONE = """\
 origin: example.com.
@@ -120,22 +119,81 @@ def test_a_compile_finds_the_positions_of_its_errors_in_one_pass(monkeypatch):
     assert passes == [1]
 
 
-def reference_serial(data) -> int:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=4).digest(), "big") or 1
+def serial_of(text: str) -> int:
+    zone, errors = compile_zone(load(text, "z.yaml"), "d")
+    assert errors == []
+    return zone.serial
 
 
-def test_the_serial_made_in_pieces_is_the_one_of_the_whole_document():
-    rng = random.Random(7)
-    records = {f"h{rng.random()}": {"A": [f"192.0.2.{i % 250}"], "TXT": 'é"x'} for i in range(1700)}
-    samples = [
-        load(ZONE, "z.yaml").data,
-        {"origin": "x.", "records": records, "pools": {}, "ttl": 5, "ns": ["a."]},
-        {"records": {}, "pools": {"p": {"members": [{"address": "192.0.2.1", "weight": 1.5}]}}},
-        {"a": None, "b": [1, 2], "c": {"d": float("inf")}},
-    ]
-    for data in samples:
-        assert _serial(data) == reference_serial(data)
+def test_the_derived_serial_ignores_entry_order_and_follows_every_value():
+    lines = ZONE.splitlines()
+    start, end = lines.index("records:") + 1, lines.index("pools:")
+    shuffled = lines[:start] + list(reversed(lines[start:end])) + lines[end:]
+    assert serial_of("\n".join(shuffled)) == serial_of(ZONE)
+    assert serial_of(ZONE + "ttl: 7\n") != serial_of(ZONE)
+    for old, new in [("192.0.2.11", "192.0.2.12"), ("weight: 2", "weight: 3"), ("same:", "Same:")]:
+        assert serial_of(ZONE.replace(old, new, 1)) != serial_of(ZONE), old
+    # Two entries swapping their values is a change (the hash is of key and value together).
+    swapped = ZONE.replace("ns1: {A: 192.0.2.1}", "ns1: {A: 192.0.2.10}").replace(
+        "same: {A: 192.0.2.10}", "same: {A: 192.0.2.1}"
+    )
+    assert serial_of(swapped) != serial_of(ZONE)
+    assert _serial({"a": None, "b": [1, 2], "c": {"d": float("inf")}}) > 0
+    assert _serial([1, 2]) != _serial([2, 1])
+
+
+def read(tmp_path: Path, text: str):
+    (tmp_path / "z.yaml").write_text(text)
+    return load_folder(tmp_path).zones[(b"example", b"com")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ZONE,
+        ZONE.replace("origin: example.com.\n", "") + "origin: example.com.\n",  # origin last: kept
+        ZONE + "ttl: 77\n",  # a TTL after the records: read again
+        ZONE.replace("records:\n", "records:\n  '@': {TXT: apex}\n"),
+        ZONE.replace("origin: example.com.", "origin: 5"),  # errors, the same either way
+        ZONE.replace("  same: {A: 192.0.2.10}", "  same: {A: 192.0.2.10}\n  bad..name: {A: 1}"),
+    ],
+)
+def test_records_compiled_as_they_are_read_make_the_zone_read_whole(tmp_path, text):
+    whole, errors = compile_zone(load(text, "z.yaml"), "d")
+    try:
+        streamed = read(tmp_path, text)
+    except ZoneLoadError as exc:
+        assert whole is None
+        assert [(e.line, e.column, e.path, e.message) for e in exc.errors] == [
+            (e.line, e.column, e.path, e.message) for e in errors
+        ]
+        return
+    assert errors == []
+    assert dataclasses.replace(streamed, file="z.yaml", digest="d") == whole
+    assert streamed.serial == whole.serial
+
+
+def test_the_sink_takes_records_once_the_origin_is_known_and_steps_aside_for_twice_a_name(tmp_path):
+    taken = []
+    doc = load(ZONE, "z.yaml", lambda doc, root, key, value: taken.append((key, value)) or True)
+    assert doc.packed is not None and doc.data["records"] == {} and doc.data["pools"]
+    assert [k for k, _ in taken] == ["ns1", "www", "Mail", "alias.example.com.", "same"]
+    compiler = streaming_compiler("d")
+    doc = load(ZONE, "z.yaml", compiler.take)
+    assert compiler.doc is doc and compiler.stream and len(compiler.nodes) == 6
+    twice = ZONE.replace("  same:", "  www.example.com.: {TXT: x}\n  same:")
+    compiler = streaming_compiler("d")
+    doc = load(twice, "z.yaml", compiler.take)
+    assert doc.packed is None and compiler.doc is not doc  # read by the node-based builder
+    _, errors = compile_zone(doc, "d", compiler=compiler)
+    assert [e.message for e in errors] == ["same name as records.www; merge them"]
+    again = ZONE.replace("  same: {A: 192.0.2.10}", "  same: {A: 192.0.2.10}\n  same: {A: 192.0.2.9}")
+    with pytest.raises(ZoneLoadError, match="duplicate key 'same' \\(first defined at line 9\\)"):
+        read(tmp_path, again)
+    late = ZONE.replace("origin: example.com.\n", "") + "origin: example.com.\n"
+    compiler = streaming_compiler("d")
+    doc = load(late, "z.yaml", compiler.take)
+    assert compiler.stream is False and len(doc.data["records"]) == 5  # no origin yet: kept
 
 
 def test_compiling_with_consume_takes_the_document_apart_and_builds_the_same_zone():
@@ -148,11 +206,67 @@ def test_compiling_with_consume_takes_the_document_apart_and_builds_the_same_zon
     assert doc.error(("origin",), "x").line == 1  # positions still come from the source
 
 
-def test_equal_values_are_one_object_and_owners_are_made_on_demand():
+PACKED = """\
+origin: Example.COM.
+soa: {mname: ns1.example.com., rname: hostmaster.example.com.}
+ns: [ns1.example.com., Ns2.Elsewhere.example.]
+records:
+  ns1: {A: 192.0.2.1, AAAA: ["2001:db8::1", "2001:db8::2"]}
+  Www:
+    A: {ttl: 60, values: [192.0.2.10, 192.0.2.11]}
+    TXT: ["v=1 x", "é", "%s"]
+    CAA: '0 issue "ca.example"'
+  mail: {MX: ["10 Ns1.Example.com.", "0 ."]}
+  _sip._udp: {SRV: "10 5 5060 Sip.Example.net."}
+  alias: {CNAME: Www.Example.COM.}
+  ptr: {PTR: host.example.net.}
+  child: {NS: [ns.child.example.com.]}
+  ns.child: {A: 192.0.2.53}
+  app: {TXT: "beside a pool"}
+pools:
+  app: {members: [{address: 192.0.2.20}]}
+""" % ("t" * 300)
+
+
+def test_names_with_only_static_records_are_kept_packed_and_unpack_to_what_was_written():
+    zone, errors = compile_zone(load(PACKED, "z.yaml"), "d")
+    assert errors == []
+    table = zone.nodes.table
+    apex, app = (b"example", b"com"), (b"app", b"example", b"com")
+    assert type(table[apex]) is Node and type(table[app]) is Node  # the apex, a pool's name
+    assert zone.nodes[app].pool is zone.pools[app] and set(zone.nodes[app].rrsets) == {QTYPE.TXT}
+    packed = [name for name, value in table.items() if type(value) is bytes]
+    assert len(packed) == len(table) - 2
+    # Unpacked, each name has the rrsets the zone's text gives it, value for value.
+    reference = yaml.safe_load(PACKED)["records"]
+    for name in packed:
+        node = zone.nodes[name]
+        assert node.name == name and node.pool is None
+        key = next(k for k in reference if k.lower().split(".") == [x.decode() for x in name[:-2]])
+        written = reference[key]
+        assert {QTYPE.get(t) for t in node.rrsets} == set(written)
+        for rtype, rrset in node.rrsets.items():
+            assert rrset.labels == name and rrset.rtype == rtype
+            value = written[QTYPE.get(rtype)]
+            values = value["values"] if isinstance(value, dict) else value
+            values = values if isinstance(values, list) else [values]
+            assert rrset.ttl == (value["ttl"] if isinstance(value, dict) else 300)
+            parsed = [rdata.PARSERS[QTYPE.get(rtype)](v) for v in values]
+            assert list(rrset.rdatas) == parsed
+            assert [repr(rd) for rd in rrset.rdatas] == [repr(rd) for rd in parsed]  # case kept
+    # What the engine reads a node through behaves as the mapping it stands for.
+    www = (b"www", b"example", b"com")
+    assert www in zone.nodes and (b"nope", b"example", b"com") not in zone.nodes
+    assert zone.nodes.get((b"nope",)) is None and zone.nodes.get((b"nope",), 5) == 5
+    assert zone.nodes.get(www) == zone.nodes[www] and len(zone.nodes) == len(table)
+    assert zone.nodes[www] is not zone.nodes[www]  # unpacked anew on each look-up
+    txt = zone.nodes[www].rrsets[QTYPE.TXT].rdatas
+    assert [len(b"".join(rd.data)) for rd in txt] == [5, 2, 300]
+
+
+def test_pool_values_are_shared_and_owners_are_made_on_demand():
     zone, _ = compile_zone(load(ZONE, "z.yaml"), "d")
-    www = zone.nodes[(b"www", b"example", b"com")].rrsets
     same = zone.nodes[(b"same", b"example", b"com")].rrsets
-    assert www[1].rdatas[0] is same[1].rdatas[0]
     assert same[1].owner == DNSLabel("same.example.com.")
     assert [str(rr.rname) for rr in same[1].records()] == ["same.example.com."]
     pool = zone.pools[(b"app", b"example", b"com")]
