@@ -130,13 +130,13 @@ class TCPLimits:
                 self.closed[reason],
             )
         else:
-            shown = key if key != host else "this address"
+            counted = f"counted as {key}; " if key != host else ""  # an IPv6 client: its /56
             log.warning(
-                "TCP per-client connection limit (%d, counted for %s) reached: refused a connection "
-                "from %s (%d refused so far)",
+                "TCP per-client connection limit (%d) reached: refused a connection from %s "
+                "(%s%d refused so far)",
                 self.max_per_client,
-                shown,
                 host,
+                counted,
                 self.closed[reason],
             )
 

@@ -196,7 +196,7 @@ def test_per_client_limit_refuses_extras_while_another_address_connects(tight):
         assert answered(again)
     assert after["per_client_limit"] - before["per_client_limit"] == 2
     assert after["total_limit"] == before["total_limit"]
-    warnings = [line for line in tight.lines if "per-client connection limit (4" in line]
+    warnings = [line for line in tight.lines if "per-client connection limit (4) reached" in line]
     assert len(warnings) == 1  # two refusals, one warning (at most one per 10 s)
     assert "127.0.0.6" in warnings[0]
 
@@ -270,3 +270,23 @@ def test_a_client_that_never_reads_is_cut_at_the_write_timeout(tight):
     assert wait_for(lambda: tcp_metrics(tight)["write_timeout"] - before["write_timeout"] == 1, 3)
     after = tcp_metrics(tight)
     assert after["idle"] == before["idle"] and after["read_timeout"] == before["read_timeout"]
+
+
+# -- with --workers ----------------------------------------------------------------------------------
+
+
+def test_with_workers_limits_are_per_process_and_metrics_sum_them(start_server, zone_dir):
+    shutil.copy(DATA / "test.example.yaml", zone_dir)
+    server = start_server(zone_dir, "--workers", "2", "--tcp-max-connections-per-client", "3")
+    with contextlib.ExitStack() as stack:
+        for _ in range(10):  # the kernel spreads them over the two workers' sockets
+            stack.enter_context(open_from(server, "127.0.0.10"))
+        # Workers report once a second; every connection is then either open or refused.
+        assert wait_for(lambda: sum(_held_or_refused(tcp_metrics(server))) == 10, 5)
+        held, refused = _held_or_refused(tcp_metrics(server))
+    # 3 per client in each worker: 10 connections leave at least one worker at its limit.
+    assert 3 <= held <= 6 and refused == 10 - held
+
+
+def _held_or_refused(counts: dict[str, float]) -> tuple[float, float]:
+    return counts["open"], counts["per_client_limit"]

@@ -112,7 +112,15 @@ def test_refusals_are_counted_and_warnings_rate_limited(caplog, monkeypatch):
     assert "51 refused so far" in caplog.records[-2].getMessage()
     assert "TCP connection limit (2) reached" in caplog.records[-2].getMessage()
     assert "51 refused so far" in caplog.records[-1].getMessage()
-    assert "per-client connection limit (1" in caplog.records[-1].getMessage()
+    assert "per-client connection limit (1) reached" in caplog.records[-1].getMessage()
+
+
+def test_per_client_warning_names_the_ipv6_network(caplog):
+    limits = TCPLimits(max_per_client=1)
+    limits.admit("2001:db8:0:1::1")
+    with caplog.at_level(logging.WARNING, logger="gdns.tcp"):
+        assert limits.admit("2001:db8:0:2::1") is None
+    assert "from 2001:db8:0:2::1 (counted as 2001:db8::/56; 1 refused so far)" in caplog.text
 
 
 # -- the protocol: timers and buffers ----------------------------------------------------------------
