@@ -333,3 +333,45 @@ def test_client_close_and_reset_are_counted_as_client():
 
     limits = run(scenario())
     assert limits.closed["client"] == 2 and limits.closed["error"] == 1 and limits.open == 0
+
+
+# -- flags -------------------------------------------------------------------------------------------
+
+TCP_FLAGS = {
+    "tcp_idle_timeout": "--tcp-idle-timeout",
+    "tcp_read_timeout": "--tcp-read-timeout",
+    "tcp_write_timeout": "--tcp-write-timeout",
+    "tcp_max_connections": "--tcp-max-connections",
+    "tcp_max_connections_per_client": "--tcp-max-connections-per-client",
+    "tcp_max_buffer": "--tcp-max-buffer",
+}
+
+
+def test_flag_defaults_are_the_settings_defaults():
+    from gdns.cli import build_parser
+    from gdns.settings import Settings
+
+    args = build_parser().parse_args(["serve"])
+    for field in TCP_FLAGS:
+        assert getattr(args, field) == getattr(Settings(), field), field
+    TCPLimits(max_buffer=Settings().tcp_max_buffer)  # the default is a valid buffer
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--tcp-read-timeout", "0"),
+        ("--tcp-write-timeout", "-1"),
+        ("--tcp-idle-timeout", "nan"),
+        ("--tcp-read-timeout", "inf"),
+        ("--tcp-max-connections-per-client", "0"),
+        ("--tcp-max-buffer", "65536"),
+        ("--tcp-max-buffer", "64k"),
+    ],
+)
+def test_bad_flag_values_are_refused(flag, value, capsys):
+    from gdns.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", flag, value])
+    assert flag in capsys.readouterr().err
