@@ -2,7 +2,7 @@
 slow or hostile client from holding a connection slot or memory for long:
 
 - connections per client (an IPv4 address, an IPv6 /56) and in total; one over either limit
-  is accepted and reset at once;
+  is accepted and closed at once;
 - idle timeout: no message in progress and nothing to send;
 - read timeout: a message whose first byte has arrived must be complete within it; more
   bytes of the same message do not extend it, so a client trickling bytes is cut;
