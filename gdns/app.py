@@ -157,9 +157,13 @@ class Listeners:
         self.udp_threads: list[UDPThread] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.addresses: list[tuple[str, int]] = []
+        self.tcp_limits: TCPLimits | None = None  # this process's TCP limits and counters
 
     def totals(self) -> list[dict]:
-        return [h.stats.export() for h in self.handlers]
+        parts = [h.stats.export() for h in self.handlers]
+        if self.tcp_limits is not None:
+            parts.append(self.tcp_limits.export())
+        return parts
 
     async def close(self, release_udp: bool = True) -> None:
         """Stop answering. `release_udp=False` leaves the UDP threads' sockets alone (a worker
@@ -188,7 +192,15 @@ async def serve_dns(engine: Engine, settings: Settings, pairs) -> Listeners:
     fast = FastPath(engine, s.max_udp_size)
     handler = Handler(engine, s.max_udp_size, sample=s.query_log_sample, fast=fast)
     out.handlers.append(handler)
-    limits = TCPLimits(s.tcp_idle_timeout, s.tcp_max_connections)
+    limits = TCPLimits(
+        s.tcp_idle_timeout,
+        s.tcp_max_connections,
+        max_per_client=s.tcp_max_connections_per_client,
+        read_timeout=s.tcp_read_timeout,
+        write_timeout=s.tcp_write_timeout,
+        max_buffer=s.tcp_max_buffer,
+    )
+    out.tcp_limits = limits
     loop = asyncio.get_running_loop()
     for tcp, udp in pairs:
         size_buffers(udp)

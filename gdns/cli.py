@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def _admin_token(args: argparse.Namespace) -> str | None:
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
-        if value <= 0:
+        if not (value > 0 and math.isfinite(value)):  # nan and inf too: timers cannot use them
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
 
@@ -77,6 +78,13 @@ def _udp_size(text: str) -> int:
     value = int(text) if text.isdigit() else -1
     if not 512 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be 512-65535 bytes, got {text}")
+    return value
+
+
+def _tcp_buffer(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if value < 65537:  # one message of the largest size, with its two-byte length
+        raise argparse.ArgumentTypeError(f"must be at least 65537 bytes, got {text}")
     return value
 
 
@@ -137,14 +145,47 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(float),
         default=10.0,
         metavar="SECONDS",
-        help="close a TCP connection idle this long (default: 10)",
+        help="close a TCP connection with no query in progress and nothing to send for this long "
+        "(default: 10)",
+    )
+    serve.add_argument(
+        "--tcp-read-timeout",
+        type=_positive(float),
+        default=2.0,
+        metavar="SECONDS",
+        help="close a TCP connection whose query is not complete this long after its first byte; "
+        "more bytes do not extend it (default: 2)",
+    )
+    serve.add_argument(
+        "--tcp-write-timeout",
+        type=_positive(float),
+        default=5.0,
+        metavar="SECONDS",
+        help="abort a TCP connection whose client has not read our replies for this long, once "
+        "--tcp-max-buffer bytes of them wait (default: 5)",
     )
     serve.add_argument(
         "--tcp-max-connections",
         type=_positive(int),
         default=1024,
         metavar="N",
-        help="open TCP connections at most; more are refused (default: 1024)",
+        help="open TCP connections at most, per process; more are refused (default: 1024)",
+    )
+    serve.add_argument(
+        "--tcp-max-connections-per-client",
+        type=_positive(int),
+        default=64,
+        metavar="N",
+        help="open TCP connections at most from one IPv4 address or IPv6 /56, per process; "
+        "more are refused (default: 64)",
+    )
+    serve.add_argument(
+        "--tcp-max-buffer",
+        type=_tcp_buffer,
+        default=128 * 1024,
+        metavar="BYTES",
+        help="per TCP connection: queries held unanswered (then gdns stops reading) and replies "
+        "waiting to be sent (then it stops answering); at least 65537 (default: 131072)",
     )
     serve.add_argument(
         "--chaos-version",
@@ -369,7 +410,11 @@ def serve(args: argparse.Namespace) -> int:
         reload_interval=args.reload_interval,
         max_udp_size=args.max_udp_size,
         tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_read_timeout=args.tcp_read_timeout,
+        tcp_write_timeout=args.tcp_write_timeout,
         tcp_max_connections=args.tcp_max_connections,
+        tcp_max_connections_per_client=args.tcp_max_connections_per_client,
+        tcp_max_buffer=args.tcp_max_buffer,
         chaos_version=args.chaos_version,
         chaos_id=args.chaos_id,
         geoip_db=args.geoip_db,

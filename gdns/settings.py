@@ -41,8 +41,13 @@ class Settings:
     listen_is_default: bool = False  # then a host without IPv6 serves IPv4 only, with a warning
     reload_interval: float = 2.0  # seconds between looks at the zones folder; 0 = SIGHUP only
     max_udp_size: int = 1232  # DNS flag day 2020: avoid IP fragmentation
-    tcp_idle_timeout: float = 10.0
+    # TCP limits, per process (each --workers process has its own); see gdns.server.tcp
+    tcp_idle_timeout: float = 10.0  # seconds with no message in progress and nothing to send
+    tcp_read_timeout: float = 2.0  # seconds for a message, from its first byte to its last
+    tcp_write_timeout: float = 5.0  # seconds replies may stay blocked by a client not reading
     tcp_max_connections: int = 1024
+    tcp_max_connections_per_client: int = 64  # per IPv4 address or IPv6 /56
+    tcp_max_buffer: int = 128 * 1024  # bytes per connection: unanswered queries; unsent replies
     chaos_version: str | None = None
     chaos_id: str | None = None
     first_probe_deadline: float = 5.0  # seconds to wait for the first probe round at start-up

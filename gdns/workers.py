@@ -393,6 +393,7 @@ class WorkerPool:
         code = await self._reap(proc)
         if slot.stats is not None:
             slot.base = stats.total([slot.base, slot.stats])
+            slot.base["tcp_connections"] = 0  # a gauge: the dead process's connections are gone
         slot.proc = slot.writer = slot.stats = None
         slot.generation = 0
         if self.closing:

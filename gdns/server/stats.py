@@ -71,16 +71,18 @@ class QueryStats:
 
 
 def total(exports) -> dict:
-    """The sum of several export() results."""
+    """The sum of several export() results, and of TCP counters (gdns.server.tcp.TCPLimits.export),
+    whose parts may carry only some of the keys."""
     out = QueryStats().export()
+    out["tcp_connections"] = 0  # a gauge: open now (a dead worker's report is zeroed first)
+    out["tcp_closed"] = {}  # reason -> connections ended
     for part in exports:
-        for name in ("queries", "responses", "members", "all_down"):
+        for name in ("queries", "responses", "members", "all_down", "tcp_closed"):
             into = out[name]
-            for key, value in part[name].items():
+            for key, value in part.get(name, {}).items():
                 into[key] = into.get(key, 0) + value
-        out["truncated"] += part["truncated"]
-        out["dropped"] += part["dropped"]
-        out["full"] += part.get("full", 0)
-        out["latency_sum"] += part["latency_sum"]
-        out["latency"] = [a + b for a, b in zip(out["latency"], part["latency"], strict=True)]
+        for name in ("truncated", "dropped", "full", "latency_sum", "tcp_connections"):
+            out[name] += part.get(name, 0)
+        if "latency" in part:
+            out["latency"] = [a + b for a, b in zip(out["latency"], part["latency"], strict=True)]
     return out

@@ -115,9 +115,10 @@ class QueryCollector:
         return []
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
         from gdns.server.stats import LATENCY_BUCKETS
+        from gdns.server.tcp import CLOSE_REASONS
 
         data = self.totals()
         queries = CounterMetricFamily(
@@ -156,6 +157,20 @@ class QueryCollector:
             buckets=buckets,
             sum_value=data["latency_sum"],
         )
+        yield GaugeMetricFamily(
+            "gdns_dns_tcp_connections",
+            "TCP connections open now (with --workers, as of each worker's last report).",
+            value=data.get("tcp_connections", 0),
+        )
+        closed = CounterMetricFamily(
+            "gdns_dns_tcp_connections_closed",
+            "TCP connections ended, by reason; refusals at a connection limit count here too.",
+            labels=["reason"],
+        )
+        tcp_closed = data.get("tcp_closed", {})
+        for reason in CLOSE_REASONS:  # every reason, 0 until seen, so rate() works from the start
+            closed.add_metric([reason], tcp_closed.get(reason, 0))
+        yield closed
         answers = CounterMetricFamily(
             "gdns_pool_answers",
             "Addresses given in pool answers, by pool, group and member.",

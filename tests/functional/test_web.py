@@ -278,7 +278,21 @@ def test_metrics_lint(srv):
         "gdns_member_up",
         "gdns_member_override",
         "gdns_build_info",
+        "gdns_dns_tcp_connections",
+        "gdns_dns_tcp_connections_closed",
     } <= names
+    closed = "gdns_dns_tcp_connections_closed_total"
+    reasons = {dict(labels)["reason"] for (name, labels) in samples if name == closed}
+    assert reasons == {
+        "client",
+        "idle",
+        "read_timeout",
+        "write_timeout",
+        "per_client_limit",
+        "total_limit",
+        "error",
+        "other",
+    }
     build = [labels for (name, labels) in samples if name == "gdns_build_info"]
     assert len(build) == 1 and dict(build[0])["version"] and dict(build[0])["python"]
     assert metric(samples, "gdns_zones") == 2

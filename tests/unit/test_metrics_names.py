@@ -62,3 +62,30 @@ def test_rcode_labels(rcode, label):
 )
 def test_probe_reasons_fold_into_a_few_classes(ok, reason, label):
     assert metrics.reason_class(ok, reason) == label
+
+
+def test_query_collector_families_follow_the_naming_rules_and_tcp_reasons_are_fixed():
+    from prometheus_client import CollectorRegistry
+
+    from gdns.server import stats
+    from gdns.server.tcp import CLOSE_REASONS, TCPLimits
+
+    limits = TCPLimits(max_per_client=1)
+    key = limits.admit("192.0.2.1")
+    limits.admit("192.0.2.1")  # refused: per client
+    limits.admit("192.0.2.2")
+    limits.release(key, "write_timeout")
+    registry = CollectorRegistry()
+    registry.register(metrics.QueryCollector(lambda: stats.total([limits.export()])))
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    for family in families.values():
+        assert family.name.startswith("gdns_"), family.name
+        if family.type == "counter":
+            assert all(s.name.endswith("_total") for s in family.samples), family.name
+        for sample in family.samples:
+            assert not FORBIDDEN_LABELS & set(sample.labels), sample
+    assert families["gdns_dns_tcp_connections"].type == "gauge"
+    assert families["gdns_dns_tcp_connections"].samples[0].value == 1
+    closed = {s.labels["reason"]: s.value for s in families["gdns_dns_tcp_connections_closed"].samples}
+    assert set(closed) == set(CLOSE_REASONS)  # every reason present from the start, no others
+    assert closed["write_timeout"] == 1 and closed["per_client_limit"] == 1 and closed["idle"] == 0
