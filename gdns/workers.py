@@ -390,6 +390,7 @@ class WorkerPool:
         code = await self._reap(proc)
         if slot.stats is not None:
             slot.base = stats.total([slot.base, slot.stats])
+            slot.base["rrl_entries"] = 0  # a gauge: that process's table is gone
         slot.proc = slot.writer = slot.stats = None
         slot.generation = 0
         if self.closing:
