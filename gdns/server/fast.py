@@ -43,6 +43,7 @@ _RR_HEAD = struct.Struct("!HHHIH")  # pointer to the question name, type, class,
 _ECS_HEAD = struct.Struct("!HHHBB")  # option code, length, family, source and scope prefix
 _QUESTION_NAME = 0xC00C
 _A, _AAAA = QTYPE.A, QTYPE.AAAA
+_DROP = rrl.DROP
 
 
 def _query_keys(qtype: str) -> tuple:
@@ -251,9 +252,9 @@ class FastPath:
     def _limit(self, reply: bytes, entry, rcode: str, qlength: int, form: int, address: str, stats) -> bytes:
         """Response rate limiting: the reply, its truncated stand-in, or b"" (answered: send nothing)."""
         action = self.rrl.check(address, entry.rrl, stats)
-        if action == rrl.DROP:
-            return b""
-        if action == rrl.SLIP:
+        if action:  # not SEND
+            if action == _DROP:
+                return b""
             reply = rrl.slipped(reply, qlength, self.opts[form])
             stats.truncated += 1
         stats.responses[rcode] = stats.responses.get(rcode, 0) + 1

@@ -37,6 +37,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ _V6 = 1 << 129  # IPv6 network keys are above every IPv4 one
 _UNSEEN = object()
 LOG_EVERY = 5.0  # seconds between "began limiting" lines; the ones in between are counted
 _SOA = QTYPE.SOA
+_SLIPPED = struct.Struct("!2sBB4H")  # ID, flags (two bytes), the four counts
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,8 @@ def describe(identity: bytes) -> str:
 def slipped(reply: bytes, question_length: int, opt: bytes = b"") -> bytes:
     """`reply` cut to its header and question (and a bare OPT when the query had EDNS), with
     TC set and the rcode and AA kept: the client learns nothing but to ask again over TCP."""
-    counts = b"\x00\x01\x00\x00\x00\x00" + (b"\x00\x01" if opt else b"\x00\x00")
-    return reply[:2] + bytes([reply[2] | 0x02, reply[3]]) + counts + reply[12 : 12 + question_length] + opt
+    head = _SLIPPED.pack(reply[:2], reply[2] | 0x02, reply[3], 1, 0, 0, 1 if opt else 0)
+    return head + reply[12 : 12 + question_length] + opt
 
 
 class RateLimiter:
