@@ -423,3 +423,12 @@ def test_serve_flags_out_of_range(bad, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", *bad])
     assert "error" in capsys.readouterr().err
+
+
+def test_the_docs_name_every_flag_and_only_real_ones():
+    import re
+
+    text = (ROOT / "docs" / "rrl.md").read_text(encoding="utf-8")
+    serve = next(a for a in build_parser()._actions if a.dest == "command").choices["serve"]
+    flags = {option for action in serve._actions for option in action.option_strings if "rrl" in option}
+    assert set(re.findall(r"--rrl-[a-z0-9-]+[a-z0-9]", text)) == flags
