@@ -101,8 +101,7 @@ def identity(query, answer) -> bytes:
         return bytes([NXDOMAIN]) + zone
     if rcode:
         return ERROR_IDENTITY
-    wildcard = getattr(answer, "wildcard", None)
-    name = _wire(wildcard) if wildcard else query.question[:-4].lower()
+    name = _wire(answer.wildcard) if answer.wildcard else query.question[:-4].lower()
     if answer.answer:
         return bytes([POSITIVE]) + name + query.question[-4:]
     if not answer.aa and answer.authority:
@@ -111,7 +110,7 @@ def identity(query, answer) -> bytes:
 
 
 def describe(identity: bytes) -> str:
-    """An identity for people: 'www.example.com. A', 'example.com. (NXDOMAIN)' ..."""
+    """An identity for people: 'www.example.com. A', 'example.com. (nxdomain)' ..."""
     kind = identity[0]
     if kind == ERROR:
         return "errors"
@@ -151,7 +150,7 @@ class RateLimiter:
         self.table: dict[tuple[int, bytes], float] = {}  # (network, identity) -> debt runs out at
         self.nets: dict[str, int | None] = {}  # address -> network key, None when exempt
         self.slips = 0  # limited responses since the last slip
-        self.evicted = 0  # accounts forgotten while still in debt (the table was too small)
+        self.evicted = 0  # accounts forgotten while being limited (the table was too small)
         self._evicting = threading.Lock()
         self._logged_at = self._full_logged_at = -LOG_EVERY
         self._unlogged = 0
@@ -250,6 +249,7 @@ class RateLimiter:
             return  # another thread is at it
         try:
             table = self.table
+            # One C call, which no other thread interrupts, so the table cannot change under it.
             oldest = list(islice(table, max(1, self.max_entries // 4)))
             freed = 0
             for key in oldest:
