@@ -20,6 +20,7 @@ from gdns.health.snapshot import HealthSnapshot
 from gdns.server import stats
 from gdns.server.fast import FastPath
 from gdns.server.handler import Handler
+from gdns.server.rrl import RateLimiter, RRLSettings
 from gdns.server.tcp import TCPLimits, TCPProtocol
 from gdns.server.udp import UDPProtocol, UDPThread, size_buffers
 from gdns.settings import Settings
@@ -158,11 +159,14 @@ class Listeners:
         self.servers: list[asyncio.base_events.Server] = []
         self.addresses: list[tuple[str, int]] = []
         self.tcp_limits: TCPLimits | None = None  # this process's TCP limits and counters
+        self.rrl: RateLimiter | None = None  # one per process, shared by its UDP threads
 
     def totals(self) -> list[dict]:
         parts = [h.stats.export() for h in self.handlers]
         if self.tcp_limits is not None:
             parts.append(self.tcp_limits.export())
+        if self.rrl is not None:
+            parts.append(self.rrl.export())
         return parts
 
     async def close(self, release_udp: bool = True) -> None:
@@ -190,6 +194,8 @@ async def serve_dns(engine: Engine, settings: Settings, pairs) -> Listeners:
     s = settings
     out = Listeners()
     fast = FastPath(engine, s.max_udp_size)
+    if s.rrl.enabled:
+        fast.rrl = out.rrl = RateLimiter(s.rrl)
     handler = Handler(engine, s.max_udp_size, sample=s.query_log_sample, fast=fast)
     out.handlers.append(handler)
     limits = TCPLimits(
@@ -218,6 +224,31 @@ async def serve_dns(engine: Engine, settings: Settings, pairs) -> Listeners:
         out.servers.append(server)
         out.addresses.append(udp.getsockname()[:2])
     return out
+
+
+def _log_rrl(s: Settings) -> None:
+    r = s.rrl
+    if not r.enabled:
+        if r != RRLSettings():
+            log.warning("--rrl-* options given, but no --rrl-*-per-second rate: rate limiting is off")
+        return
+    responses, nxdomains, errors = (f"{rate}/s" if rate else "unlimited" for rate in r.rates)
+    exempt = ", ".join(map(str, r.exempt)) or "none"
+    log.info(
+        "rate limiting UDP responses%s per /%d (IPv4) and /%d (IPv6) network: answers %s, NXDOMAIN %s, "
+        "errors %s; slip %d, window %d s, table %d accounts%s; exempt: %s",
+        " (log only)" if r.log_only else "",
+        r.ipv4_prefix,
+        r.ipv6_prefix,
+        responses,
+        nxdomains,
+        errors,
+        r.slip,
+        r.window,
+        r.table_size,
+        " per worker" if s.workers > 1 else "",
+        exempt,
+    )
 
 
 def _shown(host: str, port: int) -> str:
@@ -336,6 +367,7 @@ class App:
         self.reloader.observer = self._reloaded
         names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
         log.info("serving %d zone(s): %s", len(zones), names)
+        _log_rrl(s)
         self._loaded(len(zones))
         self._started, self._phase = True, ""
 

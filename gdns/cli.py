@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from gdns import __version__
+from gdns.server.rrl import RRLSettings
 from gdns.settings import Settings, SettingsError, parse_listen
 from gdns.zone.errors import ZoneError, ZoneLoadError
 from gdns.zone.loader import SUFFIXES, load_zones, zone_files
@@ -95,6 +96,16 @@ def _network(text: str):
         return ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _int_range(low: int, high: int):
+    def parse(text: str) -> int:
+        value = int(text) if text.isascii() and text.isdigit() else -1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _rate(text: str) -> float:
@@ -271,6 +282,84 @@ def build_parser() -> argparse.ArgumentParser:
         "in CIDR; repeat for more (default: off)",
     )
 
+    rrl = serve.add_argument_group(
+        "response rate limiting (UDP only; see docs/rrl.md)",
+        "Limits identical UDP responses to one client network, as BIND's and Knot's RRL do; "
+        "off unless a rate is given.",
+    )
+    rrl.add_argument(
+        "--rrl-responses-per-second",
+        type=_int_range(0, 1_000_000),
+        default=0,
+        metavar="N",
+        help="answers (positive, NODATA, referrals) per second to one client network for one name "
+        "and type; 0: not limited, and with the two rates below unset, rate limiting is off (default: 0)",
+    )
+    rrl.add_argument(
+        "--rrl-nxdomains-per-second",
+        type=_int_range(0, 1_000_000),
+        metavar="N",
+        help="NXDOMAIN answers per second to one client network for one zone; 0: not limited "
+        "(default: as --rrl-responses-per-second)",
+    )
+    rrl.add_argument(
+        "--rrl-errors-per-second",
+        type=_int_range(0, 1_000_000),
+        metavar="N",
+        help="error answers (REFUSED, FORMERR, SERVFAIL ...) per second to one client network; 0: not "
+        "limited (default: as --rrl-responses-per-second)",
+    )
+    rrl.add_argument(
+        "--rrl-slip",
+        type=_int_range(0, 10),
+        default=2,
+        metavar="N",
+        help="send every Nth limited response truncated (TC=1) so real clients retry over TCP, drop "
+        "the rest; 0: drop all, 1: truncate all (default: 2)",
+    )
+    rrl.add_argument(
+        "--rrl-window",
+        type=_int_range(1, 3600),
+        default=15,
+        metavar="SECONDS",
+        help="how long a network that went over the limit stays limited after it slows down, at most "
+        "(default: 15)",
+    )
+    rrl.add_argument(
+        "--rrl-ipv4-prefix",
+        type=_int_range(0, 32),
+        default=24,
+        metavar="BITS",
+        help="IPv4 clients are counted together per network of this size (default: 24)",
+    )
+    rrl.add_argument(
+        "--rrl-ipv6-prefix",
+        type=_int_range(0, 128),
+        default=56,
+        metavar="BITS",
+        help="IPv6 clients are counted together per network of this size (default: 56)",
+    )
+    rrl.add_argument(
+        "--rrl-exempt",
+        action="append",
+        type=_network,
+        default=[],
+        metavar="CIDR",
+        help="never limit clients in CIDR; repeat for more (default: none)",
+    )
+    rrl.add_argument(
+        "--rrl-table-size",
+        type=_int_range(100, 10_000_000),
+        default=100_000,
+        metavar="N",
+        help="accounts (client network and answer) remembered at most, per process (default: 100000)",
+    )
+    rrl.add_argument(
+        "--rrl-log-only",
+        action="store_true",
+        help="count and log what would be limited, but send every response (to try settings out)",
+    )
+
     check = sub.add_parser("check", help="validate zone files and print every problem")
     check.add_argument("paths", nargs="+", metavar="PATH", help="zone folders or files")
     check.add_argument(
@@ -429,6 +518,18 @@ def serve(args: argparse.Namespace) -> int:
         event_loop=args.event_loop,
         log_level=args.log_level,
         log_format=args.log_format,
+        rrl=RRLSettings(
+            responses_per_second=args.rrl_responses_per_second,
+            nxdomains_per_second=args.rrl_nxdomains_per_second,
+            errors_per_second=args.rrl_errors_per_second,
+            slip=args.rrl_slip,
+            window=args.rrl_window,
+            ipv4_prefix=args.rrl_ipv4_prefix,
+            ipv6_prefix=args.rrl_ipv6_prefix,
+            exempt=tuple(args.rrl_exempt),
+            table_size=args.rrl_table_size,
+            log_only=args.rrl_log_only,
+        ),
     )
     try:
         loop_factory = event_loop_factory(args.event_loop)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from gdns.server.rrl import RRLSettings
 
 
 class SettingsError(ValueError):
@@ -62,3 +64,4 @@ class Settings:
     event_loop: str = "auto"  # auto | uvloop | asyncio (worker processes choose theirs alike)
     log_level: str = "info"  # and the log format, for the worker processes' logs
     log_format: str = "text"
+    rrl: RRLSettings = field(default_factory=RRLSettings)  # response rate limiting (UDP); off by default

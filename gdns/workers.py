@@ -394,6 +394,7 @@ class WorkerPool:
         if slot.stats is not None:
             slot.base = stats.total([slot.base, slot.stats])
             slot.base["tcp_connections"] = 0  # a gauge: the dead process's connections are gone
+            slot.base["rrl_entries"] = 0  # a gauge: that process's table is gone
         slot.proc = slot.writer = slot.stats = None
         slot.generation = 0
         if self.closing:

@@ -178,6 +178,8 @@ def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int, pools=None) ->
             answer.rcode = NXDOMAIN if kind == MISSING else NOERROR
             answer.authority.append(zone.negative_soa())
             return answer
+        if kind == WILDCARD and name is qname:
+            answer.wildcard = found.name  # rate limiting counts these answers as the wildcard's
         rrsets = found.rrsets
         wants_pool = qtype in (_A, _AAAA) or (qtype == _ANY and not rrsets)
         if found.pool is not None and pools is not None and wants_pool:

@@ -53,3 +53,4 @@ class Answer:
     decisions: list = field(default_factory=list)  # pool Decisions behind it, for explain/trace
     pool: object = None  # the Pool when the question's own name is a pool answered with members
     shared: bool = True  # the same for every client (False: a trace made for this resolver)
+    wildcard: tuple | None = None  # the wildcard's name when one answered the question's own name

@@ -76,13 +76,13 @@ def decode(wire: bytes, transport: str, client: tuple[str, int], max_udp: int = 
     version = (ttl >> 16) & 0xFF
     dnssec_ok = bool(ttl & 0x8000)
     if version > 0:
-        return _error(qid, flags, BADVERS, question, edns=_opt(dnssec_ok, max_udp))
+        return _error(qid, flags, BADVERS, question, edns=edns_opt(dnssec_ok, max_udp))
     ecs = None
     if ECS_OPTION in options:
         try:
             ecs = read_ecs(options[ECS_OPTION])
         except ValueError:
-            return _error(qid, flags, FORMERR, question, edns=_opt(dnssec_ok, max_udp))
+            return _error(qid, flags, FORMERR, question, edns=edns_opt(dnssec_ok, max_udp))
     return Query(
         **query, edns=True, edns_payload=max(512, payload), edns_version=version, dnssec_ok=dnssec_ok, ecs=ecs
     )
@@ -247,7 +247,7 @@ def _error(qid: int, flags: int, rcode: int, question: bytes = b"", edns: bytes 
     return Reply(header + question + edns)
 
 
-def _opt(dnssec_ok: bool, payload: int) -> bytes:
+def edns_opt(dnssec_ok: bool, payload: int) -> bytes:
     """A bare OPT record: root name, type 41, our payload size, version 0."""
     return struct.pack("!BHHIH", 0, OPT, payload, 0x8000 if dnssec_ok else 0, 0)
 

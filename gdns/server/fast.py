@@ -29,7 +29,7 @@ from dnslib import QTYPE, DNSBuffer
 
 from gdns.answer.engine import Engine
 from gdns.answer.types import Answer, Query
-from gdns.server import codec
+from gdns.server import codec, rrl
 from gdns.server.stats import QueryStats
 from gdns.strategy.client import Client
 from gdns.web.metrics import rcode_label, type_label
@@ -44,6 +44,7 @@ _RR_HEAD = struct.Struct("!HHHIH")  # pointer to the question name, type, class,
 _ECS_HEAD = struct.Struct("!HHHBB")  # option code, length, family, source and scope prefix
 _QUESTION_NAME = 0xC00C
 _A, _AAAA = QTYPE.A, QTYPE.AAAA
+_DROP = rrl.DROP
 
 
 @functools.cache  # one tuple for all the entries of a type: a full table has many
@@ -56,21 +57,23 @@ _HEADS: dict[bytes, tuple[bytes, bytes]] = {}  # Static.heads, one tuple for equ
 
 
 class Static:
-    __slots__ = ("heads", "tail", "size", "qtype", "rcode", "keys")
+    __slots__ = ("heads", "tail", "size", "qtype", "rcode", "keys", "rrl")
 
-    def __init__(self, heads: tuple[bytes, bytes], tail: bytes, size: int, qtype: str, rcode: str):
+    def __init__(self, heads: tuple, tail: bytes, size: int, qtype: str, rcode: str, identity: bytes = b""):
         self.heads = heads  # flags + counts, without RD and with it
         self.tail = tail  # everything after the question
         self.size = size  # the whole reply's length
         self.qtype, self.rcode = qtype, rcode  # metric labels
         self.keys = _query_keys(qtype)
+        self.rrl = identity or rrl.ERROR_IDENTITY  # the rate limiter's account (gdns.server.rrl.identity)
 
 
 class PoolAnswer:
-    __slots__ = ("pool", "family", "rtype", "qtype", "state", "opt", "keys")
+    __slots__ = ("pool", "family", "rtype", "qtype", "state", "opt", "keys", "rrl")
 
-    def __init__(self, pool, rtype: int, opt: bytes):
+    def __init__(self, pool, rtype: int, opt: bytes, identity: bytes = b""):
         self.pool, self.rtype, self.opt = pool, rtype, opt
+        self.rrl = identity or rrl.ERROR_IDENTITY
         self.family = 6 if rtype == _AAAA else 4
         self.qtype = type_label(rtype)
         self.keys = _query_keys(self.qtype)
@@ -161,6 +164,9 @@ class FastPath:
         self.state: tuple[int, tuple[dict, dict, dict]] = (engine.zones_serial, ({}, {}, {}))
         self.size = 0
         engine.on_zones.append(self._reset)  # drop answers (and pool references) at the swap
+        # Response rate limiting for UDP (gdns.server.rrl.RateLimiter), or None: off, and then
+        # this attribute is all it costs per query.
+        self.rrl = None
         self.geo = engine.geo.lookup if engine.geo is not None else None
         opt = struct.Struct("!BHHIH")
         self.opts = (b"", opt.pack(0, 41, max_udp, 0, 0), opt.pack(0, 41, max_udp, 0x8000, 0))
@@ -202,7 +208,7 @@ class FastPath:
             if ecs is not None:
                 if entry is None:
                     return None
-                return self._with_ecs(entry, wire, question, ecs, limit, address, tcp, stats)
+                return self._with_ecs(entry, wire, question, ecs, limit, address, tcp, stats, form)
         else:
             return None
         if entry is None:
@@ -242,11 +248,24 @@ class FastPath:
         key = entry.keys[(2 if tcp else 0) + (":" in address)]
         queries = stats.queries
         queries[key] = queries.get(key, 0) + 1
+        if self.rrl is not None and not tcp:
+            return self._limit(reply, entry, rcode, len(question), form, address, stats)
         responses = stats.responses
         responses[rcode] = responses.get(rcode, 0) + 1
         return reply
 
-    def _with_ecs(self, entry, wire, question, ecs: bytes, limit: int, address: str, tcp: bool, stats):
+    def _limit(self, reply: bytes, entry, rcode: str, qlength: int, form: int, address: str, stats) -> bytes:
+        """Response rate limiting: the reply, its truncated stand-in, or b"" (answered: send nothing)."""
+        action = self.rrl.check(address, entry.rrl, stats)
+        if action:  # not SEND
+            if action == _DROP:
+                return b""
+            reply = rrl.slipped(reply, qlength, self.opts[form])
+            stats.truncated += 1
+        stats.responses[rcode] = stats.responses.get(rcode, 0) + 1
+        return reply
+
+    def _with_ecs(self, entry, wire, question, ecs: bytes, limit, address: str, tcp: bool, stats, form: int):
         """A query with EDNS Client Subnet: the reply echoes the option with its scope, and
         a pool decides for the client subnet (through Plan.decide, as the full path does)."""
         engine = self.engine
@@ -286,6 +305,8 @@ class FastPath:
             rcode = "NOERROR"
         key = entry.keys[(2 if tcp else 0) + (":" in address)]
         stats.queries[key] = stats.queries.get(key, 0) + 1
+        if self.rrl is not None and not tcp:
+            return self._limit(reply, entry, rcode, len(question), form, address, stats)
         stats.responses[rcode] = stats.responses.get(rcode, 0) + 1
         return reply
 
@@ -316,7 +337,7 @@ class FastPath:
             pool = answer.pool
             if pool is None or len(answer.decisions) != 1 or query.qtype not in (_A, _AAAA):
                 return
-            table[key] = PoolAnswer(pool, query.qtype, self.opts[form])
+            table[key] = PoolAnswer(pool, query.qtype, self.opts[form], rrl.identity(query, answer))
         else:
             if query.ecs is not None:
                 # Keep the reply as a query without ECS gets it: the OPT without the option
@@ -332,7 +353,8 @@ class FastPath:
                     _HEADS[heads[0]] = heads
             tail = reply[12 + len(query.question) :]
             rcode = reply[3] & 0xF
-            table[key] = Static(heads, tail, len(reply), type_label(query.qtype), rcode_label(rcode))
+            qtype, label = type_label(query.qtype), rcode_label(rcode)
+            table[key] = Static(heads, tail, len(reply), qtype, label, rrl.identity(query, answer))
         self.size += 1
 
     @property

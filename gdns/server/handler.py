@@ -14,7 +14,7 @@ from bisect import bisect_left
 
 from gdns.answer.engine import Engine
 from gdns.logs import log_query
-from gdns.server import codec
+from gdns.server import codec, rrl
 from gdns.server.fast import FastPath
 from gdns.server.stats import LATENCY_BUCKETS as _BUCKETS
 from gdns.server.stats import QueryStats
@@ -43,6 +43,7 @@ class Handler:
         self.stats = stats if stats is not None else QueryStats()
 
     def __call__(self, wire: bytes, transport: str, client: tuple) -> bytes | None:
+        """The reply; None or b"" for none (b"": the rate limiter dropped the fast path's reply)."""
         start = _clock()
         if self.sample and random.random() < self.sample:
             return self.full(wire, transport, client, start, logged=True)
@@ -63,7 +64,7 @@ class Handler:
         """Decode, answer and pack (and remember the result for the fast path)."""
         stats = self.stats
         stats.full += 1
-        qtype = query = None
+        qtype = query = answer = None
         try:
             query = codec.decode(wire, transport, client[:2], self.max_udp_size)
             if query is None:
@@ -81,11 +82,22 @@ class Handler:
                 self.fast.remember(query, answer, reply, whole, serial)
         except Exception:  # our bug: SERVFAIL this query, keep serving the rest
             log.exception("internal error answering a query from %s", client[0])
+            answer = None
             reply = codec.servfail(wire)
             if reply is None:
                 return None
         key = (transport, "ipv6" if ":" in client[0] else "ipv4", type_label(qtype))
         stats.queries[key] = stats.queries.get(key, 0) + 1
+        limiter = self.fast.rrl
+        if limiter is not None and transport == "udp":
+            identity = rrl.identity(query, answer) if answer is not None else rrl.ERROR_IDENTITY
+            action = limiter.check(client[0], identity, stats)
+            if action == rrl.DROP:
+                stats.observe(time.perf_counter() - start)
+                return None
+            if action == rrl.SLIP:  # never for errors, so there is a Query
+                opt = codec.edns_opt(query.dnssec_ok, self.max_udp_size) if query.edns else b""
+                reply = rrl.slipped(reply, len(query.question), opt)
         rcode = reply[3] & 0xF
         if isinstance(reply, codec.Reply) and reply[11]:  # its OPT, last, holds the upper rcode bits
             rcode |= reply[-6] << 4

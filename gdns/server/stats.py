@@ -38,6 +38,7 @@ class QueryStats:
         "latency_sum",
         "members",
         "all_down",
+        "limited",
     )
 
     def __init__(self):
@@ -50,6 +51,7 @@ class QueryStats:
         self.latency_sum = 0.0
         self.members: dict[str, int] = {}  # member key "<pool>/<group>/<address>": addresses given
         self.all_down: dict[tuple[str, str], int] = {}  # (pool, policy): when_all_down answers
+        self.limited: dict[str, int] = {}  # rate-limited UDP responses: dropped, slipped, log_only
 
     def observe(self, seconds: float) -> None:
         self.latency[bisect_left(LATENCY_BUCKETS, seconds)] += 1
@@ -67,21 +69,32 @@ class QueryStats:
             "latency_sum": self.latency_sum,
             "members": dict(self.members),
             "all_down": dict(self.all_down),
+            "limited": dict(self.limited),
+            "rrl_entries": 0,  # the rate limiter's table (gdns.server.rrl), added by its owner
+            "rrl_evicted": 0,
         }
 
 
 def total(exports) -> dict:
-    """The sum of several export() results, and of TCP counters (gdns.server.tcp.TCPLimits.export),
-    whose parts may carry only some of the keys."""
+    """The sum of several export() results, of TCP counters (gdns.server.tcp.TCPLimits.export)
+    and of the rate limiter's (gdns.server.rrl), whose parts may carry only some of the keys."""
     out = QueryStats().export()
     out["tcp_connections"] = 0  # a gauge: open now (a dead worker's report is zeroed first)
     out["tcp_closed"] = {}  # reason -> connections ended
     for part in exports:
-        for name in ("queries", "responses", "members", "all_down", "tcp_closed"):
+        for name in ("queries", "responses", "members", "all_down", "limited", "tcp_closed"):
             into = out[name]
             for key, value in part.get(name, {}).items():
                 into[key] = into.get(key, 0) + value
-        for name in ("truncated", "dropped", "full", "latency_sum", "tcp_connections"):
+        for name in (
+            "truncated",
+            "dropped",
+            "full",
+            "latency_sum",
+            "rrl_entries",
+            "rrl_evicted",
+            "tcp_connections",
+        ):
             out[name] += part.get(name, 0)
         if "latency" in part:
             out["latency"] = [a + b for a, b in zip(out["latency"], part["latency"], strict=True)]

@@ -16,6 +16,7 @@ import socket
 import threading
 from collections.abc import Callable
 
+# The reply to send; None or b"" (a reply the rate limiter dropped) when there is none.
 Respond = Callable[[bytes, str, tuple], "bytes | None"]
 RECEIVE_BUFFER = 4 << 20  # bytes: a burst of queries waits here instead of being dropped
 log = logging.getLogger("gdns")
@@ -42,7 +43,7 @@ class UDPProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         reply = self.respond(data, "udp", addr)
-        if reply is not None and self.transport is not None:
+        if reply and self.transport is not None:
             self.transport.sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -77,7 +78,7 @@ class UDPThread:
                 return
             try:
                 reply = respond(data, "udp", addr)
-                if reply is not None:
+                if reply:
                     send(reply, addr)
             except OSError:
                 pass  # the client's address is unreachable, or the send buffer is full

@@ -41,6 +41,7 @@ ZONES = Gauge("gdns_zones", "Zones being served.", registry=REGISTRY)
 BUILD = Info("gdns_build", "Version of gdns and of Python.", registry=REGISTRY)
 BUILD.info({"version": __version__, "python": platform.python_version()})
 
+RRL_ACTIONS = ("dropped", "slipped", "log_only")
 _RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 _TYPES = frozenset(
     {
@@ -187,6 +188,26 @@ class QueryCollector:
         for labels, value in sorted(data["all_down"].items()):
             down.add_metric(list(labels), value)
         yield down
+        limited = CounterMetricFamily(
+            "gdns_rrl_responses",
+            "UDP responses over the rate limit (--rrl-*), by what was done with them: dropped, slipped "
+            "(sent truncated instead), or log_only (sent anyway, --rrl-log-only).",
+            labels=["action"],
+        )
+        counts = data.get("limited", {})
+        for action in RRL_ACTIONS:
+            limited.add_metric([action], counts.get(action, 0))
+        yield limited
+        yield GaugeMetricFamily(
+            "gdns_rrl_table_entries",
+            "Accounts (client network and answer) in the rate limiter's table, over every worker process.",
+            value=data.get("rrl_entries", 0),
+        )
+        yield CounterMetricFamily(
+            "gdns_rrl_evicted_accounts",
+            "Accounts being limited that were forgotten because the table was full (--rrl-table-size).",
+            value=data.get("rrl_evicted", 0),
+        )
 
 
 def _le(bound: float) -> str:
