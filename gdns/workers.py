@@ -57,7 +57,7 @@ from gdns.server import stats
 from gdns.settings import Settings
 from gdns.zone.pool import Pool
 from gdns.zone.reload import retire
-from gdns.zone.zoneset import Names, Zone, ZoneSet
+from gdns.zone.zoneset import Names, Packed, Zone, ZoneSet
 
 log = logging.getLogger("gdns.workers")
 
@@ -119,7 +119,8 @@ def zone_frames(zones: ZoneSet):
     for key, zone in zones.zones.items():
         pools: list[tuple] = list(zone.pools.items())
         index = {id(pool): i for i, (_, pool) in enumerate(pools)}
-        table = zone.nodes.table if isinstance(zone.nodes, Names) else dict(zone.nodes)
+        names = zone.nodes if isinstance(zone.nodes, Names) else Names(dict(zone.nodes))
+        table = names.objects
         for node in table.values():  # packed names have no pool
             pool = getattr(node, "pool", None)
             if pool is not None and id(pool) not in index:  # not in zone.pools: sent, unnamed
@@ -130,9 +131,10 @@ def zone_frames(zones: ZoneSet):
             yield _frame(POOLS, pools[i : i + POOLS_PER_FRAME])
         dispatch = copyreg.dispatch_table.copy()
         dispatch[Pool] = lambda pool, index=index: (_pool_ref, (index[id(pool)],))
-        nodes = list(table.items())  # packed names go as they are
+        nodes = list(table.items())
         for i in range(0, len(nodes), NODES_PER_FRAME):
             yield _frame(NODES, nodes[i : i + NODES_PER_FRAME], dispatch)
+        yield _frame(NODES, names.packed)  # packed names go as they are: a few buffers
 
 
 class _Unpickler(pickle.Unpickler):
@@ -151,29 +153,33 @@ class ZoneIntake:
 
     def __init__(self, top: dict):
         self.top = top
-        self.zones: list[tuple] = []  # (key, fields, pools in order, named pools, nodes)
+        self.zones: list[tuple] = []  # (key, fields, pools in order, named pools, nodes, [Packed])
         self.longest = 0.0  # seconds: the longest single frame (how long answering may pause)
 
     def take(self, kind: int, body: bytes) -> None:
         began = time.perf_counter()
         if kind == ZONE:
             key, fields = pickle.loads(body)
-            self.zones.append((key, fields, [], {}, {}))
+            self.zones.append((key, fields, [], {}, {}, []))
         elif kind == POOLS:
-            _, _, pools, named, _ = self.zones[-1]
+            _, _, pools, named, _, _ = self.zones[-1]
             for key, pool in pickle.loads(body):
                 pools.append(pool)
                 if key is not None:
                     named[key] = pool
         else:
-            _, _, pools, _, nodes = self.zones[-1]
-            nodes.update(_Unpickler(body, pools).load())
+            _, _, pools, _, nodes, packed = self.zones[-1]
+            loaded = _Unpickler(body, pools).load()
+            if isinstance(loaded, Packed):
+                packed.append(loaded)
+            else:
+                nodes.update(loaded)
         self.longest = max(self.longest, time.perf_counter() - began)
 
     def finish(self) -> ZoneSet:
         zones = {}
-        for key, fields, _, named, nodes in self.zones:
-            zones[key] = Zone(**fields, nodes=Names(nodes), pools=named)
+        for key, fields, _, named, nodes, packed in self.zones:
+            zones[key] = Zone(**fields, nodes=Names(nodes, packed[0] if packed else None), pools=named)
         return ZoneSet(zones=zones, **self.top)
 
 

@@ -28,8 +28,8 @@ from gdns.zone.pool import Pool
 from gdns.zone.poolcompile import compile_pool
 from gdns.zone.yamlsafe import Document, StepAside
 from gdns.zone.zoneset import (
+    Building,
     Name,
-    Names,
     Node,
     RRset,
     Zone,
@@ -93,7 +93,7 @@ class _Compiler:
         # the default TTL, the origin; False once that was found not to be possible.
         self.stream: tuple | bool | None = None
         self.ttl_assumed = False  # the stream began before any `ttl:` key: 300 assumed
-        self.nodes: dict[Name, Any] = {}
+        self.nodes = Building()
         self.paths = _Keys(())
         self.records_hash = 0  # of the records compiled as read (see _serial)
 
@@ -231,7 +231,8 @@ class _Compiler:
             return False
         self.ttl_assumed = "ttl" not in root
         apex = name_key(origin)
-        self.nodes, self.paths = {apex: {}}, _Keys(apex)
+        self.nodes, self.paths = Building(), _Keys(apex)
+        self.nodes[apex] = {}
         return [x.decode() for x in origin.label], apex, ttl, origin
 
     # -- the whole zone ------------------------------------------------------
@@ -262,7 +263,8 @@ class _Compiler:
         # (pack_rrsets) as soon as the name is compiled, so that a large zone is never whole in
         # memory as objects. Records compiled as they were read are in already.
         if not self.stream:
-            self.nodes, self.paths = {apex: {}}, _Keys(apex)
+            self.nodes, self.paths = Building(), _Keys(apex)
+            self.nodes[apex] = {}
         nodes, paths = self.nodes, self.paths  # paths: the key each name was written as
 
         if "ns" in doc.data:
@@ -283,11 +285,9 @@ class _Compiler:
             return None
         nodes[apex][QTYPE.SOA] = soa
         empty: dict[int, RRset] = {}  # one for all the names that have only a pool
-        for name, value in nodes.items():  # in place: no second table of every name
-            pool = pools.get(name)
-            if pool is not None or type(value) is dict:
-                rrsets = value if type(value) is dict else unpack_rrsets(name, value)
-                nodes[name] = Node(name, rrsets or empty, pool)
+        objects = {
+            name: Node(name, rrsets or empty, pools.get(name)) for name, rrsets in nodes.objects.items()
+        }
         return Zone(
             origin=apex,
             origin_label=origin,
@@ -296,7 +296,7 @@ class _Compiler:
             digest=self.digest,
             soa=soa,
             negative_ttl=min(soa.ttl, soa.rdatas[0].times[4]),
-            nodes=Names(nodes),
+            nodes=nodes.done(objects),
             empty_nonterminals=frozenset(ents),
             cuts=frozenset(cuts),
             pools=pools,
@@ -369,7 +369,7 @@ class _Compiler:
             self.error(path, "no records at this name (a name without data answers NODATA)")
             return
         paths.add(name, key)
-        rrsets = nodes.setdefault(name, {})
+        rrsets = nodes[apex] if name == apex else {}
         for rtype, value in types.items():
             tpath = path + (rtype,)
             if rtype not in rdata.PARSERS:
@@ -416,7 +416,7 @@ class _Compiler:
             pools.clear()
         return out
 
-    def structure(self, nodes: dict[Name, Any], paths: _Keys, apex: Name):
+    def structure(self, nodes: Building, paths: _Keys, apex: Name):
         """CNAME exclusivity, delegation cuts and glue, empty non-terminals. `nodes`: each
         name's rrsets, a dict or packed."""
         n = len(apex)

@@ -147,6 +147,8 @@ async def retire(box: list[ZoneSet]) -> None:
                 continue
             while table:
                 for _ in range(min(len(table), RETIRE_STEP)):
+                    if not table:
+                        break  # Names: its packed names went all at once
                     table.popitem()
                 # A real pause, not sleep(0): a loop that gives up the GIL in select() and takes
                 # it straight back starves a thread waiting for it. Each release wakes that thread,

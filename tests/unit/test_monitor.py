@@ -318,8 +318,10 @@ def test_down_targets_are_probed_at_down_interval():
             return up.count - counts[0], down.count - counts[1]
 
     up_requests, down_requests = asyncio.run(main())
-    assert 8 <= up_requests <= 14, up_requests  # every 100 ms
-    assert 2 <= down_requests <= 4, down_requests  # every 400 ms
+    # Every 100 ms and every 400 ms. A busy machine delays probes, never hurries them: the
+    # upper bounds are exact, the lower ones compare the two (both slowed alike).
+    assert up_requests <= 14 and down_requests <= 4, (up_requests, down_requests)
+    assert down_requests >= 1 and up_requests >= 2.5 * down_requests, (up_requests, down_requests)
 
 
 def test_transitions_are_logged_with_reason(caplog):

@@ -22,7 +22,7 @@ from gdns.zone.errors import ZoneLoadError
 from gdns.zone.loader import load_folder
 from gdns.zone.reload import ZoneReloader, retire
 from gdns.zone.yamlsafe import load
-from gdns.zone.zoneset import Node
+from gdns.zone.zoneset import Packed
 
 ZONE = """\
 origin: example.com.
@@ -231,12 +231,12 @@ pools:
 def test_names_with_only_static_records_are_kept_packed_and_unpack_to_what_was_written():
     zone, errors = compile_zone(load(PACKED, "z.yaml"), "d")
     assert errors == []
-    table = zone.nodes.table
     apex, app = (b"example", b"com"), (b"app", b"example", b"com")
-    assert type(table[apex]) is Node and type(table[app]) is Node  # the apex, a pool's name
-    assert zone.nodes[app].pool is zone.pools[app] and set(zone.nodes[app].rrsets) == {QTYPE.TXT}
-    packed = [name for name, value in table.items() if type(value) is bytes]
-    assert len(packed) == len(table) - 2
+    assert set(zone.nodes.objects) == {apex, app}  # the apex, a pool's name: kept as objects
+    assert zone.nodes[app] is zone.nodes.objects[app] and zone.nodes[app].pool is zone.pools[app]
+    assert set(zone.nodes[app].rrsets) == {QTYPE.TXT}
+    packed = list(zone.nodes.packed.names())
+    assert len(packed) == len(zone.nodes) - 2 == 8
     # Unpacked, each name has the rrsets the zone's text gives it, value for value.
     reference = yaml.safe_load(PACKED)["records"]
     for name in packed:
@@ -258,7 +258,7 @@ def test_names_with_only_static_records_are_kept_packed_and_unpack_to_what_was_w
     www = (b"www", b"example", b"com")
     assert www in zone.nodes and (b"nope", b"example", b"com") not in zone.nodes
     assert zone.nodes.get((b"nope",)) is None and zone.nodes.get((b"nope",), 5) == 5
-    assert zone.nodes.get(www) == zone.nodes[www] and len(zone.nodes) == len(table)
+    assert zone.nodes.get(www) == zone.nodes[www] and len(zone.nodes) == 10
     assert zone.nodes[www] is not zone.nodes[www]  # unpacked anew on each look-up
     txt = zone.nodes[www].rrsets[QTYPE.TXT].rdatas
     assert [len(b"".join(rd.data)) for rd in txt] == [5, 2, 300]
@@ -401,3 +401,21 @@ def test_a_reload_frees_the_zones_it_replaces_and_parses_with_a_short_switch_int
     # the first zones, taken apart after the swap: the set, then each name and pool
     assert Watched.taken == ["zones"] + ["nodes"] * 8 + ["pools"] * 2
     assert served and served[0].zones
+
+
+def test_packed_names_are_found_by_name_and_only_those():
+    packed = Packed()
+    names = [(f"n{i}".encode(), b"sub", b"example") for i in range(3000)] + [(b"*", b"example"), (b"a",)]
+    for i, name in enumerate(names):
+        packed.add(name, i.to_bytes(3, "big"))
+    packed.drop(packed.find(names[7]))  # taken back out, as a pool's name is
+    packed = packed.done()
+    assert len(packed) == len(names) - 1 and packed.find(names[7]) == -1
+    for i, name in enumerate(names):
+        if i != 7:
+            assert packed.value(packed.find(name)) == i.to_bytes(3, "big")
+    for missing in [(b"n3000", b"sub", b"example"), (b"sub", b"example"), (b"n1", b"sub"), (), (b"n1sub",)]:
+        assert packed.find(missing) == -1
+    assert sorted(packed.names()) == sorted(n for i, n in enumerate(names) if i != 7)
+    # Half full at most: every miss ends at an empty slot.
+    assert len(packed.slots) >= 2 * len(names) and sum(1 for s in packed.slots if s) == len(packed)
