@@ -34,7 +34,8 @@ from gdns.server.stats import QueryStats
 from gdns.strategy.client import Client
 from gdns.web.metrics import rcode_label, type_label
 
-MAX_ENTRIES = 200_000  # questions remembered; past this the table starts over
+MAX_ENTRIES = 100_000  # questions remembered (about 20 MiB); past this the table starts over
+MAX_NXDOMAIN = 10_000  # of them NXDOMAIN answers: a flood of random names fills no more
 _PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QD 1, AN 0, NS 0, AR 0
 _WITH_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # QD 1, AR 1
 _OPT_HEAD = b"\x00\x00\x29"  # root owner name, type OPT
@@ -162,7 +163,7 @@ class FastPath:
         # (zones serial, tables), replaced whole. Tables are keyed by the question with its
         # name in lower case; one table per EDNS form: none, OPT, OPT with DO.
         self.state: tuple[int, tuple[dict, dict, dict]] = (engine.zones_serial, ({}, {}, {}))
-        self.size = 0
+        self.size = self.nxdomains = 0  # entries, and of them NXDOMAIN answers
         engine.on_zones.append(self._reset)  # drop answers (and pool references) at the swap
         # Response rate limiting for UDP (gdns.server.rrl.RateLimiter), or None: off, and then
         # this attribute is all it costs per query.
@@ -333,11 +334,16 @@ class FastPath:
             return
         if self.size >= MAX_ENTRIES:
             table = self._reset()[1][form]
+        nxdomain = not answer.decisions and answer.rcode == 3
+        if nxdomain and self.nxdomains >= MAX_NXDOMAIN:
+            return
+        # The rate limiter's account, kept with the entry when there is a limiter (gdns.server.rrl)
+        identity = rrl.identity(query, answer) if self.rrl is not None else b""
         if answer.decisions:
             pool = answer.pool
             if pool is None or len(answer.decisions) != 1 or query.qtype not in (_A, _AAAA):
                 return
-            table[key] = PoolAnswer(pool, query.qtype, self.opts[form], rrl.identity(query, answer))
+            table[key] = PoolAnswer(pool, query.qtype, self.opts[form], identity)
         else:
             if query.ecs is not None:
                 # Keep the reply as a query without ECS gets it: the OPT without the option
@@ -354,8 +360,9 @@ class FastPath:
             tail = reply[12 + len(query.question) :]
             rcode = reply[3] & 0xF
             qtype, label = type_label(query.qtype), rcode_label(rcode)
-            table[key] = Static(heads, tail, len(reply), qtype, label, rrl.identity(query, answer))
+            table[key] = Static(heads, tail, len(reply), qtype, label, identity)
         self.size += 1
+        self.nxdomains += nxdomain
 
     @property
     def tables(self) -> tuple[dict, dict, dict]:
@@ -363,5 +370,5 @@ class FastPath:
 
     def _reset(self) -> tuple:
         self.state = state = (self.engine.zones_serial, ({}, {}, {}))
-        self.size = 0
+        self.size = self.nxdomains = 0
         return state

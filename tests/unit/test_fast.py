@@ -282,3 +282,27 @@ def test_a_pool_reply_too_big_is_neither_picked_nor_counted_twice(tmp_path):
     small = dns.message.make_query("rr.big.example.", "AAAA").to_wire()  # no EDNS: 512 bytes over UDP
     assert handler.fast.answer(small, client[0], False, stats) is None
     assert not stats.members and not engine.counters  # nothing drawn or counted: the full path does it
+
+
+def test_a_flood_of_missing_names_fills_a_bounded_share_of_the_table(zones, monkeypatch):
+    from gdns.server import fast
+
+    monkeypatch.setattr(fast, "MAX_NXDOMAIN", 50)
+    monkeypatch.setattr(fast, "MAX_ENTRIES", 200)
+    handler = Handler(Engine(zones))
+    hot = dns.message.make_query("www.gslb.example.com.", "TXT").to_wire()
+    handler.full(hot, "udp", ("127.0.0.1", 1), 0.0)
+    for i in range(120):  # random names: each an NXDOMAIN answer of its own
+        handler.full(
+            dns.message.make_query(f"r{i}.gslb.example.com.", "A").to_wire(), "udp", ("127.0.0.1", 1), 0.0
+        )
+    assert handler.fast.size == 51 and handler.fast.nxdomains == 50
+    assert handler.fast.answer(hot, "127.0.0.1", False, QueryStats()) is not None  # still there
+    repeat = dns.message.make_query("r3.gslb.example.com.", "A").to_wire()
+    late = dns.message.make_query("r100.gslb.example.com.", "A").to_wire()
+    assert handler.fast.answer(repeat, "127.0.0.1", False, QueryStats()) is not None
+    assert handler.fast.answer(late, "127.0.0.1", False, QueryStats()) is None  # left to the full path
+    for i in range(160):  # other answers still fill it, up to the whole table, then it starts over
+        wire = dns.message.make_query("www.gslb.example.com.", f"TYPE{1000 + i}").to_wire()
+        handler.full(wire, "udp", ("127.0.0.1", 1), 0.0)
+    assert handler.fast.size < 200 and handler.fast.nxdomains == 0
