@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import tracemalloc
 from dataclasses import replace
 
 import pytest
@@ -159,7 +160,7 @@ def test_refused_port():
     assert result == ProbeResult(False, "connection refused")
 
 
-@pytest.mark.parametrize("mode", ["garbage", "close", "reset"])
+@pytest.mark.parametrize("mode", ["garbage", "bad-status", "close", "reset"])
 def test_misbehaving_tcp_server_is_a_failure_with_a_reason(mode):
     async def main():
         async with RawServer(mode) as server:
@@ -173,6 +174,7 @@ def test_misbehaving_tcp_server_is_a_failure_with_a_reason(mode):
     assert "\n" not in result.reason and len(result.reason) <= 200
     expected = {
         "garbage": "bad response: Bad status line",
+        "bad-status": "bad response: Bad status line: Invalid status code",
         "close": "connection closed before a response",
         "reset": "connection reset",
     }[mode]
@@ -193,6 +195,33 @@ def test_huge_body_is_read_only_up_to_the_limit():
     assert late == ProbeResult(False, "body does not contain 'LATE'")  # beyond the limit
     assert sent < HUGE_TOTAL / 2  # the probe hung up long before the end
     assert time.monotonic() - started < 3
+
+
+def test_endless_chunked_body_is_read_only_up_to_the_limit_in_flat_memory():
+    """A body with no length and no end: the probe stops at BODY_LIMIT, decides, hangs up,
+    and never holds much more than the limit in memory."""
+
+    async def test(backend):
+        check = replace(HTTP, port=backend.port, path="/endless", body="NEVER", timeout=2.0)
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            result = await probe("127.0.0.1", check)
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        await asyncio.sleep(0.1)  # let the handler notice the closed connection
+        return result, peak, backend.endless_sent
+
+    started = time.monotonic()
+    result, peak, sent = with_backend(test)
+    assert result == ProbeResult(False, "body does not contain 'NEVER'")  # decided, not a timeout
+    assert time.monotonic() - started < 1.5
+    assert sent < 16 * 1024 * 1024, sent  # the probe hung up; the backend stopped soon after
+    # Backend and probe share this process: both are counted, and still far below one MiB of
+    # body buffered, let alone the gigabyte on offer.
+    assert peak < 1024 * 1024, peak
 
 
 def test_host_header_is_sent_when_host_is_set():

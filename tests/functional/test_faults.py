@@ -1,0 +1,164 @@
+"""Faults end to end: the real `gdns serve` facing backends that hang, reset, send garbage or
+bodies without end; zone files half-written, unreadable or gone; a GeoIP database that is
+missing, corrupt or replaced while it runs; a state file on a full disk. Each gets a clear
+error, and the server keeps answering from its last good state.
+
+Backends are real servers on 127.0.0.x (tests/backends.py); nothing leaves the host.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+import yaml
+
+from tests.backends import Backend, InThread, RawServer
+from tests.functional.test_web import api, metric, metrics
+
+# -- zone files ------------------------------------------------------------------------------
+
+
+def write_zone(folder: Path, origin: str, pools: dict | None = None, checks: dict | None = None, **more):
+    """One zone file, written as careful tools do (a temporary file renamed over the old)."""
+    doc = {
+        "origin": f"{origin}.",
+        "ttl": 300,
+        "soa": {"mname": f"ns1.{origin}.", "rname": f"hostmaster.{origin}."},
+        "ns": [f"ns1.{origin}."],
+        "records": {"ns1": {"A": "192.0.2.53"}, "www": {"A": "192.0.2.80"}},
+        **more,
+    }
+    if checks:
+        doc["checks"] = checks
+    if pools:
+        doc["pools"] = pools
+    path = folder / f"{origin}.yaml"
+    tmp = folder / f".{origin}.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    os.replace(tmp, path)
+    return path
+
+
+def http_check(port: int, interval: float = 0.3, timeout: float = 0.2, **more) -> dict:
+    check = {"type": "http", "port": port, "interval": interval, "timeout": timeout, "rise": 1, "fall": 1}
+    return check | more
+
+
+def addresses(reply: dns.message.Message) -> set[str]:
+    return {rd.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset}
+
+
+def answered(server, name: str, tcp: bool = False) -> set[str]:
+    reply = server.query(name, "A", tcp=tcp, timeout=2.0)
+    assert reply.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(reply.rcode())
+    return addresses(reply)
+
+
+def members(server) -> dict[str, dict]:
+    """Every member of every pool, by address, as /api/v1/pools shows it."""
+    out = {}
+    for pool in api(server, "/api/v1/pools").json["pools"]:
+        for group in pool["groups"]:
+            for m in group["members"]:
+                out[m["address"]] = m
+    return out
+
+
+@pytest.fixture
+def servers():
+    """Factory: servers(InThread-able server) -> InThread, closed at teardown."""
+    made: list[InThread] = []
+
+    def make(server) -> InThread:
+        made.append(InThread(server))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+# == backends ===================================================================================
+
+
+def test_a_hanging_backend_goes_down_after_fall_and_answers_stay_prompt(tmp_path, start_server, servers):
+    """A backend that accepts and never answers: each probe gives up at the check's timeout,
+    the member goes down after `fall` of them, and meanwhile DNS (UDP on its threads, TCP on
+    the event loop the probes share) answers at once."""
+    good = servers(Backend("127.0.0.31"))
+    timeout, interval, fall = 0.4, 0.5, 2
+    check = http_check(good.port, interval, timeout, fall=fall, down_interval=interval)
+    listed = [{"address": "127.0.0.31", "check": "c"}, {"address": "192.0.2.9"}]
+    pools = {"www2": {"answers": 2, "members": listed}}
+    write_zone(tmp_path, "f.example", pools, {"c": check})
+    server = start_server(tmp_path)
+    assert answered(server, "www2.f.example") == {"127.0.0.31", "192.0.2.9"}
+
+    good.server.delay = 30  # from now on every request hangs (until the backend closes)
+    began = time.monotonic()
+    slowest, count = 0.0, 0
+    while "127.0.0.31" in answered(server, "www2.f.example") and time.monotonic() - began < 5:
+        for tcp in (False, True):
+            sent = time.monotonic()
+            answered(server, "www2.f.example", tcp=tcp)
+            slowest, count = max(slowest, time.monotonic() - sent), count + 1
+        time.sleep(0.01)
+    went_down = time.monotonic() - began
+    assert "127.0.0.31" not in answered(server, "www2.f.example")
+    # At least `fall` probes timed out (a probe may have begun just before the change), and
+    # not many more: one interval and one timeout per probe, plus scheduling slack.
+    assert (fall - 1) * interval + timeout <= went_down <= fall * (interval * 1.1 + timeout) + interval + 0.5
+    assert count > 20 and slowest < timeout / 4, (count, slowest)
+    line = f"127.0.0.31:{good.port} (check c) is DOWN (timeout after 0.4s; 2 failure(s) in a row)"
+    assert server.wait_for_log(line)
+    assert members(server)["127.0.0.31"]["reason"] == "timeout after 0.4s"
+    assert metric(metrics(server), "gdns_health_checks_total", result="failure", reason="timeout") >= fall
+
+
+def test_misbehaving_backends_each_get_a_reason_and_a_reason_class(tmp_path, start_server, servers):
+    """Reset, not HTTP, a broken status line, a body that breaks off, a body without end: each
+    member goes down with its own reason, counted under a bounded reason class."""
+    reset = servers(RawServer("reset", "127.0.0.32"))
+    garbage = servers(RawServer("garbage", "127.0.0.33"))
+    status = servers(RawServer("bad-status", "127.0.0.34"))
+    short = servers(RawServer("short-body", "127.0.0.35"))
+    endless = servers(Backend("127.0.0.36"))
+    checks = {
+        "reset": http_check(reset.port),
+        "garbage": http_check(garbage.port),
+        "status": http_check(status.port),
+        "short": http_check(short.port, body="abc"),
+        "endless": http_check(endless.port, path="/endless", body="NEVER", timeout=1.0, interval=1.5),
+    }
+    listed = [{"address": f"127.0.0.{n}", "check": c} for n, c in zip(range(32, 37), checks, strict=True)]
+    pools = {"www2": {"answers": 5, "members": [*listed, {"address": "192.0.2.9"}]}}
+    write_zone(tmp_path, "f.example", pools, checks)
+    server = start_server(tmp_path)
+    assert answered(server, "www2.f.example") == {"192.0.2.9"}  # the first probe round decided
+
+    expected = {
+        "127.0.0.32": ("connection reset", "reset"),
+        "127.0.0.33": ("bad response: Bad status line", "protocol"),
+        "127.0.0.34": ("bad response: Bad status line: Invalid status code", "protocol"),
+        "127.0.0.35": ("bad response body: Response payload is not completed", "body"),
+        "127.0.0.36": ("body does not contain 'NEVER'", "body"),
+    }
+    shown = members(server)
+    for address, (reason, _) in expected.items():
+        assert shown[address]["state"] == "down", shown[address]
+        assert shown[address]["reason"].startswith(reason), shown[address]["reason"]
+        assert len(shown[address]["reason"]) <= 200 and "\n" not in shown[address]["reason"]
+        assert server.wait_for_log(f"{address}:", timeout=1)  # the transition's log line names it
+    samples = metrics(server)
+    for label in ("reset", "protocol", "body"):
+        assert metric(samples, "gdns_health_checks_total", result="failure", reason=label) >= 1, label
+    assert metric(samples, "gdns_health_checks_total", result="failure", reason="error") == 0
+    # The endless body was read only up to the limit: the backend gave up soon after.
+    assert endless.server.endless_sent < 16 * 1024 * 1024
