@@ -4,9 +4,11 @@ ProbeResult with a reason, never an exception."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import tracemalloc
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -356,4 +358,15 @@ def test_https_to_a_plain_http_port_is_a_failure(tls):
 def test_https_with_a_missing_ca_file_is_a_failure_not_an_exception(tls, tmp_path):
     result = https_probe(tls, ca=str(tmp_path / "missing.pem"))
     assert not result.ok
-    assert "No such file" in result.reason, result.reason
+    assert result.reason.startswith(f"TLS error: CA file {tmp_path / 'missing.pem'}: No such file")
+
+
+def test_a_replaced_ca_file_is_read_again(tls, tmp_path):
+    """A renewed CA bundle takes effect at the next probe, without a restart."""
+    ca = tmp_path / "ca.pem"
+    TLS(tmp_path).ca.cert_pem.write_to_path(str(ca))  # another CA: not the backend's
+    assert https_probe(tls, ca=str(ca)).reason.startswith("TLS error: ")
+    tmp = tmp_path / "ca.pem.new"
+    tmp.write_bytes(Path(tls.ca_file).read_bytes())
+    os.replace(tmp, ca)
+    assert https_probe(tls, ca=str(ca)).ok
