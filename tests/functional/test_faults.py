@@ -8,7 +8,11 @@ Backends are real servers on 127.0.0.x (tests/backends.py); nothing leaves the h
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +24,7 @@ import pytest
 import yaml
 
 from tests.backends import Backend, InThread, RawServer
+from tests.functional import test_web as web
 from tests.functional.test_web import api, metric, metrics
 
 # -- zone files ------------------------------------------------------------------------------
@@ -162,3 +167,69 @@ def test_misbehaving_backends_each_get_a_reason_and_a_reason_class(tmp_path, sta
     assert metric(samples, "gdns_health_checks_total", result="failure", reason="error") == 0
     # The endless body was read only up to the limit: the backend gave up soon after.
     assert endless.server.endless_sent < 16 * 1024 * 1024
+
+
+# == the override state file on a full disk =====================================================
+
+
+def _tmpfs_in_a_mount_namespace(folder: Path) -> bool:
+    """Whether this host lets us mount a small tmpfs in a private mount namespace (root with
+    CAP_SYS_ADMIN, unshare(1)): the mount is gone when the namespace's last process ends."""
+    if shutil.which("unshare") is None:
+        return False
+    try:
+        done = subprocess.run(
+            ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=16k gdns-test {shlex.quote(str(folder))}"],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("how", ["full-tmpfs", "file-size-limit"])
+def test_a_full_disk_for_the_state_file_is_507_and_changes_nothing(tmp_path, start_server, how):
+    """The admin API answers 507, logs why, changes nothing (not the table, not the answers,
+    no temporary file left behind) and the server keeps serving; once there is room again the
+    same request works. A 16 KiB tmpfs, filled up, is a real full disk (ENOSPC); where mounts
+    are not allowed, a file size limit of 0 (EFBIG) fails the same write."""
+    zones, state_dir = tmp_path / "zones", tmp_path / "state"
+    zones.mkdir()
+    state_dir.mkdir()
+    web.write_zone(zones, web.ORIGIN, web.www_pool())
+    (tmp_path / "token").write_text(web.TOKEN)
+    state = state_dir / "state.json"
+    if how == "full-tmpfs":
+        if not _tmpfs_in_a_mount_namespace(state_dir):
+            pytest.skip("cannot mount a tmpfs in a private mount namespace here (needs root and unshare)")
+        folder = shlex.quote(str(state_dir))
+        script = f"mount -t tmpfs -o size=16k gdns-full {folder} && (head -c 1M /dev/zero > {folder}/fill)"
+        launcher = lambda cmd: ["unshare", "-m", "sh", "-c", script + ' 2>/dev/null; exec "$@"', "sh", *cmd]  # noqa: E731
+        error = "No space left on device"
+    else:
+        launcher = lambda cmd: ["sh", "-c", 'ulimit -f 0 && exec "$@"', "sh", *cmd]  # noqa: E731
+        error = "File too large"
+    args = ("--admin-token-file", str(tmp_path / "token"), "--state-file", str(state))
+    server = start_server(zones, *args, launcher=launcher)
+    # The server's own view of the folder: through /proc, into its mount namespace.
+    seen = Path(f"/proc/{server.proc.pid}/root{state_dir}")
+
+    mark = len(server.lines)
+    reply = web.override(server, web.KEY_10, "down")
+    assert reply.status == 507, reply.body
+    assert reply.json["error"] == f"state file {state}: cannot be written ({error})"
+    assert server.wait_for_log(
+        f"state file {state}: cannot be written ({error}); the overrides are unchanged", start=mark
+    )
+    assert web.api(server, "/api/v1/overrides").json == {"overrides": {}}
+    assert web.member_json(server, web.KEY_10)["state"] == "up"
+    assert web.answered_over(server, "www.w.example", 30) == {"192.0.2.10", "192.0.2.12"}
+    assert sorted(p.name for p in seen.iterdir()) == (["fill"] if how == "full-tmpfs" else [])
+    assert server.proc.poll() is None
+
+    if how == "full-tmpfs":  # room again: the same request works, and is on disk
+        (seen / "fill").unlink()
+        assert web.override(server, web.KEY_10, "down").status == 200
+        assert json.loads((seen / "state.json").read_text())["overrides"][web.KEY_10]["state"] == "down"
+        assert web.answered_over(server, "www.w.example", 20) == {"192.0.2.12"}
