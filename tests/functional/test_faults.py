@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.backends import Backend, InThread, RawServer
+from tests.conftest import wait_for
 from tests.functional import test_web as web
 from tests.functional.test_web import api, metric, metrics
 
@@ -233,3 +234,124 @@ def test_a_full_disk_for_the_state_file_is_507_and_changes_nothing(tmp_path, sta
         assert web.override(server, web.KEY_10, "down").status == 200
         assert json.loads((seen / "state.json").read_text())["overrides"][web.KEY_10]["state"] == "down"
         assert web.answered_over(server, "www.w.example", 20) == {"192.0.2.12"}
+
+
+# == zone files =================================================================================
+
+ZONE = """\
+origin: {origin}.
+ttl: 300
+soa: {{mname: ns1.{origin}., rname: hostmaster.{origin}.}}
+ns: [ns1.{origin}.]
+records:
+  ns1: {{A: 192.0.2.53}}
+  www: {{A: {address}}}
+  api: {{A: [192.0.2.90, 192.0.2.91]}}
+"""
+
+
+def zone_text(origin: str, address: str) -> str:
+    return ZONE.format(origin=origin, address=address)
+
+
+def put(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def www(server, origin: str = "f.example") -> str | None:
+    reply = server.query(f"www.{origin}", "A", timeout=2.0)
+    return reply.answer[0][0].address if reply.rcode() == dns.rcode.NOERROR and reply.answer else None
+
+
+def test_a_half_written_zone_file_keeps_the_last_good_zones(tmp_path, start_server):
+    """A writer that is not atomic, caught half-way (the file cut inside a line): the reload
+    names the file and position, the last good zones keep answering, and the rest of the
+    write brings the new version in."""
+    path = tmp_path / "f.example.yaml"
+    put(path, zone_text("f.example", "192.0.2.80"))
+    server = start_server(tmp_path, "--reload-interval", "0.2")
+    assert www(server) == "192.0.2.80"
+
+    new = zone_text("f.example", "192.0.2.81")
+    cut = new.index("192.0.2.91") + 4  # inside the last line's flow sequence: not YAML yet
+    mark = len(server.lines)
+    with path.open("w") as f:
+        f.write(new[:cut])
+        f.flush()
+        # The error, with file and position (where the cut left the sequence unclosed).
+        assert server.wait_for_log(
+            f"{path}:9:1: (document): YAML syntax: did not find expected ','", start=mark
+        )
+        assert server.wait_for_log("still serving the previous zones", start=mark)
+        for _ in range(10):
+            assert www(server) == "192.0.2.80"
+        assert len(server.query("api.f.example", "A").answer[0]) == 2
+        f.write(new[cut:])
+    assert wait_for(lambda: www(server) == "192.0.2.81", timeout=5)
+    assert web.api(server, "/api/v1/reload").json["last"]["ok"] is True
+
+
+@pytest.mark.parametrize("how", ["a-folder", "a-dangling-symlink", "no-permission"])
+def test_an_unreadable_zone_file_is_named_and_the_last_good_zones_stay(tmp_path, start_server, how):
+    put(tmp_path / "f.example.yaml", zone_text("f.example", "192.0.2.80"))
+    other = tmp_path / "g.example.yaml"
+    put(other, zone_text("g.example", "192.0.2.70"))
+    if how == "no-permission" and os.geteuid() == 0:
+        pytest.skip("root reads a file whatever its mode; the other cases cover an unreadable file")
+    server = start_server(tmp_path, "--reload-interval", "0.2")
+    assert www(server, "g.example") == "192.0.2.70"
+
+    mark = len(server.lines)
+    if how == "a-folder":
+        other.unlink()
+        other.mkdir()
+        expected = f"{other}: cannot read: Is a directory"
+    elif how == "a-dangling-symlink":
+        other.unlink()
+        other.symlink_to(tmp_path / "nowhere.yaml")
+        expected = f"{other}: cannot read: No such file or directory"
+    else:
+        other.chmod(0)
+        expected = f"{other}: cannot read: Permission denied"
+    assert server.wait_for_log(expected, start=mark), server.log()[-2000:]
+    assert server.wait_for_log("failed with 1 problem(s); still serving the previous zones", start=mark)
+    assert www(server, "g.example") == "192.0.2.70" and www(server) == "192.0.2.80"
+    assert web.api(server, "/api/v1/reload").json["last"]["errors"] == [expected]
+
+    if other.is_dir() and not other.is_symlink():
+        other.rmdir()
+    else:
+        other.unlink(missing_ok=True)
+    put(other, zone_text("g.example", "192.0.2.71"))  # mended
+    assert wait_for(lambda: www(server, "g.example") == "192.0.2.71", timeout=5)
+
+
+def test_a_deleted_zone_file_or_folder(tmp_path, start_server):
+    """A file removed is a zone removed (the folder is the truth), said in the log. The whole
+    folder removed, or emptied, is taken for an accident: the last good zones stay."""
+    folder = tmp_path / "zones"
+    folder.mkdir()
+    put(folder / "f.example.yaml", zone_text("f.example", "192.0.2.80"))
+    put(folder / "g.example.yaml", zone_text("g.example", "192.0.2.70"))
+    server = start_server(folder, "--reload-interval", "0.2")
+
+    mark = len(server.lines)
+    (folder / "g.example.yaml").unlink()
+    gone = f"zone g.example. is no longer served: its file {folder / 'g.example.yaml'} is gone"
+    assert server.wait_for_log(gone, start=mark)
+    assert server.query("www.g.example", "A").rcode() == dns.rcode.REFUSED
+    assert www(server) == "192.0.2.80"
+
+    mark = len(server.lines)
+    shutil.rmtree(folder)
+    assert server.wait_for_log(f"{folder}: zones folder does not exist", start=mark)
+    assert server.wait_for_log("still serving the previous zones", start=mark)
+    time.sleep(0.5)  # polling on: the error is said once, not at every look
+    assert sum("zones folder does not exist" in line for line in server.lines[mark:]) == 1
+    assert www(server) == "192.0.2.80"
+
+    folder.mkdir()
+    put(folder / "f.example.yaml", zone_text("f.example", "192.0.2.81"))
+    assert wait_for(lambda: www(server) == "192.0.2.81", timeout=5)
