@@ -62,7 +62,7 @@ from gdns.zone.zoneset import Names, Zone, ZoneSet
 log = logging.getLogger("gdns.workers")
 
 _FRAME = struct.Struct("!IB")  # body length, kind
-INIT, ZONES, ZONE, POOLS, NODES, SWAP, HEALTH, READY, STATS = range(1, 10)
+INIT, ZONES, ZONE, POOLS, NODES, SWAP, HEALTH, READY, STATS, GEO = range(1, 11)
 NODES_PER_FRAME = 1000  # about 7 ms to unpickle
 POOLS_PER_FRAME = 250  # about 6 ms
 STATS_EVERY = 1.0  # seconds between a worker's counter reports
@@ -290,6 +290,12 @@ class WorkerPool:
     def send_health(self, snapshot: HealthSnapshot) -> None:
         self.health = snapshot
         frame = _frame(HEALTH, health_message(snapshot))
+        for slot in self.slots:
+            self._send(slot, [frame])
+
+    def send_geo(self) -> None:
+        """The GeoIP file changed and the instance took it: each worker reads it again."""
+        frame = _frame(GEO, None)
         for slot in self.slots:
             self._send(slot, [frame])
 
@@ -621,6 +627,11 @@ class Worker:
                 snapshot = self.health.snapshot(pickle.loads(body))
                 if self.engine is not None:
                     self.engine.health = snapshot
+            elif kind == GEO:
+                # Read in a thread (it may be large); the old database answers meanwhile.
+                reloaded = geo is not None and await asyncio.to_thread(geo.reload) == "reloaded"
+                if reloaded and self.engine is not None:
+                    self.engine.geo_changed()
 
     async def _swap(self, zones: ZoneSet, health: HealthSnapshot, geo) -> None:
         if self.engine is None:

@@ -38,6 +38,12 @@ LAST_RELOAD = Gauge(
     registry=REGISTRY,
 )
 ZONES = Gauge("gdns_zones", "Zones being served.", registry=REGISTRY)
+GEOIP_RELOADS = Counter(
+    "gdns_geoip_reloads_total",
+    "Reloads of the GeoIP database after its file changed, by result.",
+    ["result"],
+    registry=REGISTRY,
+)
 BUILD = Info("gdns_build", "Version of gdns and of Python.", registry=REGISTRY)
 BUILD.info({"version": __version__, "python": platform.python_version()})
 

@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -355,3 +356,88 @@ def test_a_deleted_zone_file_or_folder(tmp_path, start_server):
     folder.mkdir()
     put(folder / "f.example.yaml", zone_text("f.example", "192.0.2.81"))
     assert wait_for(lambda: www(server) == "192.0.2.81", timeout=5)
+
+
+# == the GeoIP database =========================================================================
+
+GEO_POOL = {
+    "geo": {
+        "strategy": "geo",
+        "groups": {
+            "eu": {"members": [{"address": "192.0.2.20"}]},
+            "us": {"members": [{"address": "198.51.100.20"}]},
+        },
+        "rules": [{"countries": ["DE"], "groups": ["eu"]}, {"groups": ["us"]}],
+    }
+}
+
+
+def geo_db(path: Path, country: str) -> bytes:
+    """A database placing loopback (where the test's queries come from) in `country`."""
+    from tests.geodb import NETWORKS, build
+
+    where = {"DE": ("DE", "EU", 50.11, 8.68), "US": ("US", "NA", 39.04, -77.49)}[country]
+    return build(path, dict(NETWORKS, **{"127.0.0.0/8": where})).read_bytes()
+
+
+def test_a_geoip_database_that_cannot_be_used_at_start_is_one_clear_error(tmp_path):
+    write_zone(tmp_path, "f.example", GEO_POOL)
+    bad = tmp_path / "bad.mmdb"
+    bad.write_bytes(geo_db(tmp_path / "good.mmdb", "DE")[:200])  # truncated
+    cmd = [sys.executable, "-m", "gdns", "serve", "--zones", str(tmp_path), "--listen", "127.0.0.1:0"]
+    done = subprocess.run(
+        [*cmd, "--no-web", "--geoip-db", str(bad)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"gdns: error: GeoIP database {bad}: cannot be read (Error opening database file"
+    )
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_geoip_database_replaced_at_run_time(tmp_path, start_server, workers):
+    """Rewritten in place (as `cp` does) with a broken file: no crash, an error, the old
+    database answers. Replaced with a good one: taken (by every worker), and geo answers
+    remembered for a client are forgotten. Deleted: the one in memory goes on."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    write_zone(zones, "f.example", GEO_POOL)
+    path = tmp_path / "city.mmdb"
+    path.write_bytes(geo_db(tmp_path / "de.mmdb", "DE"))
+    us = geo_db(tmp_path / "us.mmdb", "US")
+    server = start_server(
+        zones, "--geoip-db", str(path), "--reload-interval", "0.2", "--workers", str(workers)
+    )
+
+    def all_answers(expected: set[str]) -> bool:
+        return all(answered(server, "geo.f.example") == expected for _ in range(20))
+
+    assert all_answers({"192.0.2.20"})  # loopback is in DE: the eu group
+
+    mark = len(server.lines)
+    with path.open("r+b") as f:  # in place, as `cp broken.mmdb city.mmdb` would
+        f.truncate(0)
+        f.write(us[:300])
+    assert server.wait_for_log(f"GeoIP database {path}: cannot be read", start=mark)
+    assert server.wait_for_log("still using the database read before (GeoIP2-City, built", start=mark)
+    assert all_answers({"192.0.2.20"})
+    assert server.proc.poll() is None
+
+    mark = len(server.lines)
+    with path.open("r+b") as f:
+        f.truncate(0)
+        f.write(us)
+    assert wait_for(lambda: all_answers({"198.51.100.20"}), timeout=5)
+    reloaded = f"GeoIP database {path} reloaded: GeoIP2-City"
+    assert wait_for(
+        lambda: sum(reloaded in line for line in server.lines[mark:]) == 1 + (workers > 1) * workers
+    )
+    samples = metrics(server)
+    assert metric(samples, "gdns_geoip_reloads_total", result="failure") == 1
+    assert metric(samples, "gdns_geoip_reloads_total", result="success") == 1
+
+    path.unlink()
+    time.sleep(0.5)
+    assert all_answers({"198.51.100.20"})
+    assert server.proc.poll() is None
