@@ -25,7 +25,7 @@ from gdns.server.tcp import TCPLimits, TCPProtocol
 from gdns.server.udp import UDPProtocol, UDPThread, size_buffers
 from gdns.settings import Settings
 from gdns.web import metrics
-from gdns.web.app import is_loopback, make_app
+from gdns.web.app import is_loopback, make_runner
 from gdns.web.recent import RecentAnswers
 from gdns.zone.loader import load_folder
 from gdns.zone.reload import SETTLE, ZoneReloader
@@ -396,7 +396,7 @@ class App:
                 f"refusing to serve the web side on {host}:{port}, beyond loopback, without an admin "
                 "token (--admin-token-file or GDNS_ADMIN_TOKEN)"
             )
-        self.web_runner = web.AppRunner(make_app(self, s.admin_token), access_log=None)
+        self.web_runner = make_runner(self, s.admin_token)
         await self.web_runner.setup()
         try:
             site = web.TCPSite(self.web_runner, host, port, reuse_address=True)

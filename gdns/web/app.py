@@ -19,6 +19,9 @@ from gdns.server import stats as query_stats
 from gdns.web import metrics
 
 MAX_REQUEST = 64 * 1024  # bytes: admin requests are tiny
+# Seconds a connection may stay open without a complete request: idle after a response, never
+# sending one, or sending its headers a trickle at a time. aiohttp's default is an hour.
+IDLE_TIMEOUT = 15.0
 
 
 def is_loopback(host: str) -> bool:
@@ -50,6 +53,13 @@ def make_app(state, token: str | None) -> web.Application:
     app.router.add_get("/status", status_page)
     app.router.add_get("/", root)
     return app
+
+
+def make_runner(state, token: str | None, idle_timeout: float = IDLE_TIMEOUT) -> web.AppRunner:
+    """The app, ready to be served: no access log, connections closed after `idle_timeout`.
+    Request lines and header fields are limited to 8190 bytes each (aiohttp's defaults:
+    beyond them the answer is 400), bodies to MAX_REQUEST (413)."""
+    return web.AppRunner(make_app(state, token), access_log=None, keepalive_timeout=idle_timeout)
 
 
 async def _unregister(app: web.Application) -> None:
