@@ -442,9 +442,10 @@ class WorkerPool:
 
 
 def _child_env() -> dict[str, str]:
-    """This environment; and when gdns runs from a source tree rather than an installed
+    """This environment (less the admin token); and when gdns runs from a source tree rather than an installed
     package, that tree first on the path, so the workers run the very same code."""
     env = dict(os.environ)
+    env.pop("GDNS_ADMIN_TOKEN", None)  # the workers serve no web side: no secret for them to hold
     root = Path(__file__).resolve().parent.parent
     paths = sysconfig.get_paths()
     installed = {Path(paths[k]).resolve() for k in ("purelib", "platlib") if k in paths}

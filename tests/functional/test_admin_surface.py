@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -222,3 +223,15 @@ def test_idle_and_trickling_web_connections_are_closed():
 
     idle, trickle = asyncio.run(main())
     assert 0.4 < idle < 2 and 0.4 < trickle < 2, (idle, trickle)
+
+
+def test_worker_processes_do_not_inherit_the_admin_token(tmp_path, start_server, monkeypatch):
+    monkeypatch.setenv("GDNS_ADMIN_TOKEN", TOKEN)
+    write_zone(tmp_path, ORIGIN, www_pool())
+    server = start_server(tmp_path, "--workers", "2")
+    assert override(server, KEY_10, "down").status == 200  # the instance has it
+    pids = [int(m) for m in re.findall(r"answering on .*, pid (\d+)", server.log())]
+    assert len(pids) == 2, server.log()
+    for pid in pids:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert TOKEN.encode() not in environ and b"GDNS_ADMIN_TOKEN" not in environ
