@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import time
 from importlib import resources
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gdns.health.overrides import STATES, OverrideError
 from gdns.server import stats as query_stats
 from gdns.web import metrics
 
+log = logging.getLogger("gdns.web")
 MAX_REQUEST = 64 * 1024  # bytes: admin requests are tiny
 # Seconds a connection may stay open without a complete request: idle after a response, never
 # sending one, or sending its headers a trickle at a time. aiohttp's default is an hour.
@@ -59,7 +62,26 @@ def make_runner(state, token: str | None, idle_timeout: float = IDLE_TIMEOUT) ->
     """The app, ready to be served: no access log, connections closed after `idle_timeout`.
     Request lines and header fields are limited to 8190 bytes each (aiohttp's defaults:
     beyond them the answer is 400), bodies to MAX_REQUEST (413)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _QuietBadRequests) for f in server_log.filters):
+        server_log.addFilter(_QuietBadRequests())
     return web.AppRunner(make_app(state, token), access_log=None, keepalive_timeout=idle_timeout)
+
+
+class _QuietBadRequests(logging.Filter):
+    """aiohttp logs every malformed request (a scanner, TLS sent to plain HTTP, a header over
+    the limit) as an ERROR with a traceback that quotes the client's bytes: anyone who can
+    reach the port could flood the log, and what a client sent (its credentials, say) would
+    be written there. Such a request is the client's fault: one DEBUG line, no bytes quoted.
+    Errors in gdns's own handlers (500) keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            log.debug("refused a malformed HTTP request from %s (%s)", remote, type(exc).__name__)
+            return False
+        return True
 
 
 async def _unregister(app: web.Application) -> None:

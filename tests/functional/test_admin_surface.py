@@ -167,6 +167,11 @@ def test_request_size_and_header_limits_and_the_server_is_fine(secret_server):
     )
     assert api(server, "/api/v1/overrides").json == {"overrides": {}}
     still_fine(server)
+    # Each malformed request is one DEBUG line (the server runs at debug), without a traceback
+    # quoting the client's bytes: a client cannot flood the log with ERRORs.
+    assert server.wait_for_log("refused a malformed HTTP request from 127.0.0.1 (LineTooLong)")
+    assert "Traceback" not in server.log() and "Error handling request" not in server.log()
+    assert "yyyyyyyy" not in server.log()
 
 
 @pytest.mark.parametrize("where", ["[::]:0", ":0"])  # 0.0.0.0: test_web.py
