@@ -25,10 +25,10 @@ from gdns.server.tcp import TCPLimits, TCPProtocol
 from gdns.server.udp import UDPProtocol, UDPThread, size_buffers
 from gdns.settings import Settings
 from gdns.web import metrics
-from gdns.web.app import is_loopback, make_app
+from gdns.web.app import is_loopback, make_runner
 from gdns.web.recent import RecentAnswers
 from gdns.zone.loader import load_folder
-from gdns.zone.reload import ZoneReloader
+from gdns.zone.reload import SETTLE, ZoneReloader
 
 log = logging.getLogger("gdns")
 
@@ -125,14 +125,12 @@ def _bind_message(host: str, port: int, exc: OSError) -> str:
 
 
 def open_geoip(path: str):
-    from gdns.geo import GeoDatabase
+    from gdns.geo import GeoDatabase, GeoError
 
     try:
         return GeoDatabase(path)
-    except FileNotFoundError:
-        raise StartupError(f"GeoIP database {path}: no such file") from None
-    except Exception as exc:  # maxminddb raises its own errors for a corrupt file
-        raise StartupError(f"GeoIP database {path}: cannot be read ({exc})") from None
+    except GeoError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def build_engine(zones, settings: Settings, geo, health: HealthSnapshot) -> Engine:
@@ -274,6 +272,8 @@ class App:
         self.loaded_at: float | None = None
         self.web_runner: web.AppRunner | None = None
         self.web_address: tuple[str, int] | None = None
+        self.geo = None  # the GeoDatabase, reloaded when its file changes
+        self._geo_lock = asyncio.Lock()
 
     @property
     def ready(self) -> bool:
@@ -323,7 +323,7 @@ class App:
 
     async def start(self) -> None:
         s = self.settings
-        geo = open_geoip(s.geoip_db) if s.geoip_db else None
+        geo = self.geo = open_geoip(s.geoip_db) if s.geoip_db else None
         zones = load_folder(s.zones, geoip=geo is not None)  # ZoneLoadError: the caller prints all
         try:
             overrides = Overrides(s.state_file)
@@ -396,7 +396,7 @@ class App:
                 f"refusing to serve the web side on {host}:{port}, beyond loopback, without an admin "
                 "token (--admin-token-file or GDNS_ADMIN_TOKEN)"
             )
-        self.web_runner = web.AppRunner(make_app(self, s.admin_token), access_log=None)
+        self.web_runner = make_runner(self, s.admin_token)
         await self.web_runner.setup()
         try:
             site = web.TCPSite(self.web_runner, host, port, reuse_address=True)
@@ -452,9 +452,42 @@ class App:
         )
 
     def _reload(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reloader.reload("SIGHUP"))
-        self._tasks.add(task)  # the loop keeps only a weak reference to running tasks
-        task.add_done_callback(self._tasks.discard)
+        for job in (self.reloader.reload("SIGHUP"), self.reload_geo()):
+            task = asyncio.get_running_loop().create_task(job)
+            self._tasks.add(task)  # the loop keeps only a weak reference to running tasks
+            task.add_done_callback(self._tasks.discard)
+
+    async def reload_geo(self) -> str | None:
+        """Take a changed GeoIP file: read and check it in a thread while the old database
+        answers, then swap (and tell the workers), or keep the old one and say why."""
+        geo = self.geo
+        if geo is None or geo.changed() is None:
+            return None
+        async with self._geo_lock:
+            stamp = geo.changed()
+            for _ in range(20):  # let a writer finish: wait until two looks agree
+                await asyncio.sleep(SETTLE)
+                again = geo.changed()
+                if again == stamp:
+                    break
+                stamp = again
+            result = await asyncio.to_thread(geo.reload)
+            if result is not None:
+                metrics.GEOIP_RELOADS.labels("success" if result == "reloaded" else "failure").inc()
+            if result == "reloaded":
+                self.engine.geo_changed()
+                if self.workers is not None:
+                    self.workers.send_geo()
+            return result
+
+    async def _watch_geo(self) -> None:
+        """Poll the GeoIP file as the zones folder is polled (--reload-interval)."""
+        while True:
+            await asyncio.sleep(self.settings.reload_interval)
+            try:
+                await self.reload_geo()
+            except Exception:  # a bug, not a bad file: say so, keep polling
+                log.exception("GeoIP reload failed unexpectedly; still using the database read before")
 
     async def run(self) -> None:
         """Start, serve until SIGINT/SIGTERM, then close every listener (and stop the workers).
@@ -470,6 +503,9 @@ class App:
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         watcher = loop.create_task(self.reloader.watch())
         ticker = loop.create_task(self._tick())
+        geo_watcher = None
+        if self.geo is not None and self.settings.reload_interval > 0:
+            geo_watcher = loop.create_task(self._watch_geo())
         log.info("ready")
         try:
             await self._stop.wait()
@@ -477,6 +513,8 @@ class App:
             log.info("shutting down")
             watcher.cancel()
             ticker.cancel()
+            if geo_watcher is not None:
+                geo_watcher.cancel()
             await self.close()
         if self._fatal is not None:
             raise StartupError(self._fatal)

@@ -62,7 +62,7 @@ from gdns.zone.zoneset import Names, Packed, Zone, ZoneSet
 log = logging.getLogger("gdns.workers")
 
 _FRAME = struct.Struct("!IB")  # body length, kind
-INIT, ZONES, ZONE, POOLS, NODES, SWAP, HEALTH, READY, STATS = range(1, 10)
+INIT, ZONES, ZONE, POOLS, NODES, SWAP, HEALTH, READY, STATS, GEO = range(1, 11)
 NODES_PER_FRAME = 1000  # about 7 ms to unpickle
 POOLS_PER_FRAME = 250  # about 6 ms
 STATS_EVERY = 1.0  # seconds between a worker's counter reports
@@ -299,6 +299,12 @@ class WorkerPool:
         for slot in self.slots:
             self._send(slot, [frame])
 
+    def send_geo(self) -> None:
+        """The GeoIP file changed and the instance took it: each worker reads it again."""
+        frame = _frame(GEO, None)
+        for slot in self.slots:
+            self._send(slot, [frame])
+
     def current(self) -> bool:
         """Every worker serves the current zones."""
         return self.failed is None and all(s.generation == self.generation for s in self.slots)
@@ -442,9 +448,10 @@ class WorkerPool:
 
 
 def _child_env() -> dict[str, str]:
-    """This environment; and when gdns runs from a source tree rather than an installed
+    """This environment (less the admin token); and when gdns runs from a source tree rather than an installed
     package, that tree first on the path, so the workers run the very same code."""
     env = dict(os.environ)
+    env.pop("GDNS_ADMIN_TOKEN", None)  # the workers serve no web side: no secret for them to hold
     root = Path(__file__).resolve().parent.parent
     paths = sysconfig.get_paths()
     installed = {Path(paths[k]).resolve() for k in ("purelib", "platlib") if k in paths}
@@ -627,6 +634,11 @@ class Worker:
                 snapshot = self.health.snapshot(pickle.loads(body))
                 if self.engine is not None:
                     self.engine.health = snapshot
+            elif kind == GEO:
+                # Read in a thread (it may be large); the old database answers meanwhile.
+                reloaded = geo is not None and await asyncio.to_thread(geo.reload) == "reloaded"
+                if reloaded and self.engine is not None:
+                    self.engine.geo_changed()
 
     async def _swap(self, zones: ZoneSet, health: HealthSnapshot, geo) -> None:
         if self.engine is None:

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 HUGE_TOTAL = 32 * 1024 * 1024  # bytes the /huge route would send if the client read it all
+ENDLESS_TOTAL = 1024 * 1024 * 1024  # bytes the /endless route sends at most (it is never read)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Backend:
     Routes: /host echoes the Host header; /redirect answers 302 to /; /slow-body sends the
     headers and "start", then "end" after `delay` seconds; /huge streams
     HUGE_TOTAL bytes ("EARLY" after 40 KiB, "LATE" after 80 KiB) and counts what it sent;
+    /endless streams a chunked body until the client hangs up (or ENDLESS_TOTAL), counted too;
     everything else answers `status` with `body` after `delay` seconds.
     """
 
@@ -49,6 +51,7 @@ class Backend:
         self.compress = False
         self.requests: list[Seen] = []
         self.huge_sent = 0
+        self.endless_sent = 0
         self.inflight = 0  # requests being answered now, and the most at once
         self.max_inflight = 0
         self.port = 0
@@ -63,9 +66,11 @@ class Backend:
         app.router.add_route("*", "/host", self._host)
         app.router.add_route("*", "/redirect", self._redirect)
         app.router.add_route("*", "/huge", self._huge)
+        app.router.add_route("*", "/endless", self._endless)
         app.router.add_route("*", "/slow-body", self._slow_body)
         app.router.add_route("*", "/{tail:.*}", self._default)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A request still hanging (delay) is cut off at close, not waited for.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0, ssl_context=self.ssl_context)
         await site.start()
@@ -136,10 +141,25 @@ class Backend:
                 self.huge_sent = sent
         return response
 
+    async def _endless(self, request: web.Request) -> web.StreamResponse:
+        """A chunked body with no end in sight (bounded at ENDLESS_TOTAL, far past any limit)."""
+        self._seen(request)
+        response = web.StreamResponse()  # no length: chunked transfer encoding
+        await response.prepare(request)
+        chunk = b"z" * (64 * 1024)
+        self.endless_sent = 0
+        with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+            while self.endless_sent < ENDLESS_TOTAL:
+                await response.write(chunk)
+                self.endless_sent += len(chunk)
+        return response
+
 
 class RawServer:
-    """A TCP server that speaks no HTTP. mode: "garbage" writes junk and closes, "close"
-    closes at once, "reset" aborts with a RST, "hang" accepts and says nothing."""
+    """A TCP server that speaks no HTTP, or broken HTTP. mode: "garbage" writes junk and
+    closes, "bad-status" sends an invalid status line, "short-body" promises 100 bytes of
+    body and sends 3, "close" closes at once, "reset" aborts with a RST, "hang" accepts and
+    says nothing."""
 
     def __init__(self, mode: str, host: str = "127.0.0.1"):
         self.mode = mode
@@ -168,8 +188,13 @@ class RawServer:
         if self.mode == "hang":
             self._hanging.append(writer)
             return
-        if self.mode == "garbage":
-            writer.write(b"\x00\xffthis is not HTTP at all\r\n\r\n\x17\x03")
+        reply = {
+            "garbage": b"\x00\xffthis is not HTTP at all\r\n\r\n\x17\x03",
+            "bad-status": b"HTTP/1.1 abc OK\r\n\r\n",
+            "short-body": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+        }.get(self.mode)
+        if reply is not None:
+            writer.write(reply)
             with contextlib.suppress(OSError):
                 await writer.drain()
         if self.mode == "reset":
@@ -265,6 +290,32 @@ class ThreadedBackend:
 
         try:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()
+
+
+class InThread:
+    """An async test server (Backend, RawServer: anything with async __aenter__/__aexit__)
+    run on its own event loop in a thread, for tests whose own code is synchronous."""
+
+    def __init__(self, server):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="in-thread-server", daemon=True)
+        self._thread.start()
+        self.server = self._run(server.__aenter__())
+
+    def _run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def close(self) -> None:
+        try:
+            self._run(self.server.__aexit__(None, None, None))
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)

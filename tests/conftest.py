@@ -26,14 +26,19 @@ _LISTEN = re.compile(r"listening on (\[?[0-9a-f.:]+\]?):(\d+) \(udp, tcp\)")
 class GdnsServer:
     """`gdns serve` as an operator runs it, on 127.0.0.1 (and ::1) with ephemeral ports."""
 
-    def __init__(self, zones: Path, *extra: str, ipv6: bool = False, timeout: float = 15.0):
+    def __init__(self, zones: Path, *extra: str, ipv6: bool = False, timeout: float = 15.0, launcher=None):
+        """`launcher`: a function from the command to the command actually run (a wrapper)."""
         self.zones = zones
         listen = ["--listen", "127.0.0.1:0"] + (["--listen", "[::1]:0"] if ipv6 else [])
         if "--web" not in extra and "--no-web" not in extra:
             listen += ["--web", "127.0.0.1:0"]  # an ephemeral port: servers run side by side
         cmd = [sys.executable, "-m", "gdns", "serve", "--zones", str(zones), *listen, *extra]
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT
+            launcher(cmd) if launcher else cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         self.lines: list[str] = []
         self.addresses: list[tuple[str, int]] = []
@@ -131,8 +136,8 @@ def start_server():
     """Factory: start_server(zones_dir, *extra_args, ipv6=False) -> GdnsServer, stopped at teardown."""
     servers: list[GdnsServer] = []
 
-    def start(zones: Path, *extra: str, ipv6: bool = False) -> GdnsServer:
-        server = GdnsServer(zones, *extra, ipv6=ipv6)
+    def start(zones: Path, *extra: str, ipv6: bool = False, launcher=None) -> GdnsServer:
+        server = GdnsServer(zones, *extra, ipv6=ipv6, launcher=launcher)
         servers.append(server)
         return server
 

@@ -19,9 +19,10 @@ NETWORKS = {
 }
 
 
-def build(path: Path) -> Path:
-    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
-    for network, (country, continent, lat, lon) in NETWORKS.items():
+def build(path: Path, networks: dict | None = None, database_type: str = "GeoIP2-City") -> Path:
+    """`networks` as NETWORKS (the default) maps network -> (country, continent, lat, lon)."""
+    writer = MMDBWriter(ip_version=6, database_type=database_type, ipv4_compatible=True)
+    for network, (country, continent, lat, lon) in (networks or NETWORKS).items():
         writer.insert_network(
             IPSet([network]),
             {

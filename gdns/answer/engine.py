@@ -44,7 +44,7 @@ class Engine:
         # it once, so it never pairs new health with old zones or the other way round.
         self.view = (zones, health or HealthSnapshot.from_zones(zones))
         self.plans: dict[tuple[int, int], Plan] = {}  # per (pool, family), for this health
-        self.zones_serial = 0  # bumped by every swap of zones
+        self.zones_serial = 0  # bumped by every swap of zones (and of the GeoIP database)
         self.on_zones: list = []  # called after each swap of zones (the fast path empties its table)
         self.geo = geo  # a GeoDatabase, or None
         self.version = version
@@ -77,6 +77,15 @@ class Engine:
             self.zones_serial += 1
             for hook in self.on_zones:
                 hook()
+
+    def geo_changed(self) -> None:
+        """The GeoIP database (self.geo, the same object) now answers from a new file: drop
+        what remembers geo decisions, the plans (answers per client address) and the fast
+        path's tables (through the same hooks as a swap of zones)."""
+        self.plans = {}
+        self.zones_serial += 1
+        for hook in self.on_zones:
+            hook()
 
     def plan(self, pool, family: int, health: HealthSnapshot | None = None) -> Plan:
         """The pool's plan for this family under `health` (default: the current snapshot),

@@ -85,7 +85,8 @@ class Overrides:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-        except OSError as exc:
+        except OSError as exc:  # a full disk, a read-only or vanished folder, no permission
             self.table = before
-            reason = exc.strerror or exc
-            raise OverrideError(f"state file {self.path}: cannot be written ({reason})") from None
+            message = f"state file {self.path}: cannot be written ({exc.strerror or exc})"
+            log.error("%s; the overrides are unchanged", message)
+            raise OverrideError(message) from None

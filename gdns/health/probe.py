@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import re
 import ssl
 import time
@@ -76,7 +77,10 @@ async def _http(session: aiohttp.ClientSession, address: str, check: Check) -> P
         if check.type == "https":
             kwargs["server_hostname"] = check.host
     if check.type == "https":
-        kwargs["ssl"] = tls_context(check.verify, check.ca)
+        try:
+            kwargs["ssl"] = tls_context(check.verify, check.ca, _stamp(check.ca))
+        except OSError as exc:  # the CA file was fine when the zones loaded; now it is not
+            return ProbeResult(False, _line(f"TLS error: CA file {check.ca}: {exc.strerror or exc}"))
     start = time.monotonic()
     try:
         async with session.request(
@@ -148,9 +152,21 @@ def _line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
+def _stamp(ca: str | None) -> tuple[int, int, int] | None:
+    """What changes when the CA file is replaced: a renewed bundle is read again."""
+    if ca is None:
+        return None
+    try:
+        st = os.stat(ca)
+    except OSError:
+        return None  # tls_context reports it
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 @lru_cache(maxsize=64)
-def tls_context(verify: bool, ca: str | None) -> ssl.SSLContext | bool:
-    """Verifying contexts are built once per (verify, CA bundle); verify=false skips checks."""
+def tls_context(verify: bool, ca: str | None, stamp: tuple | None = None) -> ssl.SSLContext | bool:
+    """Verifying contexts are built once per (verify, CA bundle and its version `stamp`);
+    verify=false skips checks. Raises OSError (ssl.SSLError too) for an unusable CA file."""
     if not verify:
         return False
     context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()

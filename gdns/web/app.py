@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import time
 from importlib import resources
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gdns.health.overrides import STATES, OverrideError
 from gdns.server import stats as query_stats
 from gdns.web import metrics
 
+log = logging.getLogger("gdns.web")
+STATE = web.AppKey("state", object)  # the running App (see make_app)
+TOKEN = web.AppKey("token", object)  # the admin token, or None
+COLLECTORS = web.AppKey("collectors", list)
 MAX_REQUEST = 64 * 1024  # bytes: admin requests are tiny
+# Seconds a connection may stay open without a complete request: idle after a response, never
+# sending one, or sending its headers a trickle at a time. aiohttp's default is an hour.
+IDLE_TIMEOUT = 15.0
 
 
 def is_loopback(host: str) -> bool:
@@ -31,11 +40,11 @@ def is_loopback(host: str) -> bool:
 def make_app(state, token: str | None) -> web.Application:
     """`state` is the running App: .engine, .monitor, .reloader, .ready, .not_ready_reason."""
     app = web.Application(client_max_size=MAX_REQUEST, middlewares=[_json_errors])
-    app["state"] = state
-    app["token"] = token
+    app[STATE] = state
+    app[TOKEN] = token
     totals = getattr(state, "query_totals", None) or (lambda: query_stats.total([]))
-    app["collectors"] = [metrics.MemberCollector(state), metrics.QueryCollector(totals)]
-    for collector in app["collectors"]:
+    app[COLLECTORS] = [metrics.MemberCollector(state), metrics.QueryCollector(totals)]
+    for collector in app[COLLECTORS]:
         metrics.REGISTRY.register(collector)
     app.on_cleanup.append(_unregister)
     app.router.add_get("/healthz", healthz)
@@ -52,8 +61,34 @@ def make_app(state, token: str | None) -> web.Application:
     return app
 
 
+def make_runner(state, token: str | None, idle_timeout: float = IDLE_TIMEOUT) -> web.AppRunner:
+    """The app, ready to be served: no access log, connections closed after `idle_timeout`.
+    Request lines and header fields are limited to 8190 bytes each (aiohttp's defaults:
+    beyond them the answer is 400), bodies to MAX_REQUEST (413)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _QuietBadRequests) for f in server_log.filters):
+        server_log.addFilter(_QuietBadRequests())
+    return web.AppRunner(make_app(state, token), access_log=None, keepalive_timeout=idle_timeout)
+
+
+class _QuietBadRequests(logging.Filter):
+    """aiohttp logs every malformed request (a scanner, TLS sent to plain HTTP, a header over
+    the limit) as an ERROR with a traceback that quotes the client's bytes: anyone who can
+    reach the port could flood the log, and what a client sent (its credentials, say) would
+    be written there. Such a request is the client's fault: one DEBUG line, no bytes quoted.
+    Errors in gdns's own handlers (500) keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            log.debug("refused a malformed HTTP request from %s (%s)", remote, type(exc).__name__)
+            return False
+        return True
+
+
 async def _unregister(app: web.Application) -> None:
-    for collector in app["collectors"]:
+    for collector in app[COLLECTORS]:
         metrics.REGISTRY.unregister(collector)
 
 
@@ -83,7 +118,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    state = request.app["state"]
+    state = request.app[STATE]
     if state.ready:
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "not ready", "reason": state.not_ready_reason}, status=503)
@@ -100,7 +135,7 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 
 def _engine(request: web.Request):
-    engine = request.app["state"].engine
+    engine = request.app[STATE].engine
     if engine is None:
         raise web.HTTPServiceUnavailable(reason="zones are not loaded yet")
     return engine
@@ -124,7 +159,7 @@ async def zones_view(request: web.Request) -> web.Response:
 
 
 async def pools_view(request: web.Request) -> web.Response:
-    return web.json_response({"pools": pools_json(request.app["state"])})
+    return web.json_response({"pools": pools_json(request.app[STATE])})
 
 
 def pools_json(state) -> list[dict]:
@@ -202,7 +237,7 @@ def _check_json(member, target) -> dict | None:
 
 
 async def reload_view(request: web.Request) -> web.Response:
-    return web.json_response(reload_json(request.app["state"]))
+    return web.json_response(reload_json(request.app[STATE]))
 
 
 def reload_json(state) -> dict:
@@ -222,7 +257,7 @@ def reload_json(state) -> dict:
 
 
 async def overrides_view(request: web.Request) -> web.Response:
-    monitor = request.app["state"].monitor
+    monitor = request.app[STATE].monitor
     table = monitor.overrides.table if monitor else {}
     return web.json_response({"overrides": table})
 
@@ -231,7 +266,7 @@ async def overrides_view(request: web.Request) -> web.Response:
 
 
 def _authorize(request: web.Request) -> None:
-    token = request.app["token"]
+    token = request.app[TOKEN]
     if not token:
         raise web.HTTPForbidden(
             reason="the admin API is off: start gdns with --admin-token-file or GDNS_ADMIN_TOKEN"
@@ -269,7 +304,7 @@ def _member(request: web.Request, key) -> tuple:
 
 async def override_set(request: web.Request) -> web.Response:
     _authorize(request)
-    state = request.app["state"]
+    state = request.app[STATE]
     data = await _body(request)
     pool, member = _member(request, data.get("member"))
     wanted = data.get("state")
@@ -297,7 +332,7 @@ async def override_set(request: web.Request) -> web.Response:
 
 async def override_clear(request: web.Request) -> web.Response:
     _authorize(request)
-    state = request.app["state"]
+    state = request.app[STATE]
     _engine(request)  # overrides are kept by the health monitor, which starts with the zones
     key = request.query.get("member")
     if key is None:

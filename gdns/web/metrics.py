@@ -38,6 +38,12 @@ LAST_RELOAD = Gauge(
     registry=REGISTRY,
 )
 ZONES = Gauge("gdns_zones", "Zones being served.", registry=REGISTRY)
+GEOIP_RELOADS = Counter(
+    "gdns_geoip_reloads_total",
+    "Reloads of the GeoIP database after its file changed, by result.",
+    ["result"],
+    registry=REGISTRY,
+)
 BUILD = Info("gdns_build", "Version of gdns and of Python.", registry=REGISTRY)
 BUILD.info({"version": __version__, "python": platform.python_version()})
 
@@ -65,12 +71,14 @@ _TYPES = frozenset(
         "IXFR",
     }
 )
+# Anchored: a reason may quote what a backend sent ("bad response: ... b'refused'").
 _REASONS = (
     ("timeout", re.compile(r"^timeout")),
-    ("refused", re.compile(r"refused")),
-    ("reset", re.compile(r"reset|closed")),
+    ("refused", re.compile(r"^connection refused")),
+    ("reset", re.compile(r"^connection (reset|closed)")),
     ("status", re.compile(r"^status \d")),
-    ("body", re.compile(r"^body")),
+    ("body", re.compile(r"^(body|bad response body)")),  # not what was expected, or broken off
+    ("protocol", re.compile(r"^bad response")),  # not HTTP, or HTTP too malformed to read
     ("tls", re.compile(r"^TLS")),
 )
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
@@ -125,6 +128,10 @@ def _compile_one(compiler, base: Path, name: str, body: Any) -> Check | None:
             re.compile(model.body_regex)
         except re.error as exc:
             err(base + ("body_regex",), f"not a regular expression: {exc}")
+    if model.ca is not None:
+        problem = ca_problem(model.ca)
+        if problem:
+            err(base + ("ca",), problem)
     expect = _statuses(err, base + ("expect",), model.expect)
     if len(compiler.errors) > before or expect is None:
         return None
@@ -148,6 +155,30 @@ def _compile_one(compiler, base: Path, name: str, body: Any) -> Check | None:
         follow_redirects=model.follow_redirects,
         name=name,
     )
+
+
+def ca_problem(path: str) -> str | None:
+    """Why probes could not use the CA bundle at `path` (relative to the working directory),
+    or None. Checked when zones load, so a missing or broken file is a zone error, not a
+    probe that fails later; the file must stay readable while it is used."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"cannot read the CA file {path!r}: {exc.strerror or exc}"
+    return _ca_problem(path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _ca_problem(path: str, *stamp: int) -> str | None:
+    """Once per version of the file (`stamp`), however many checks name it."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:  # before OSError, which it is a kind of
+        return f"the CA file {path!r} holds no usable certificate in PEM form ({exc.reason or exc})"
+    except OSError as exc:
+        return f"cannot read the CA file {path!r}: {exc.strerror or exc}"
+    return None
 
 
 def _statuses(err, path: Path, value: Any) -> frozenset[int] | None:

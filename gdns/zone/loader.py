@@ -18,7 +18,7 @@ from gdns.zone.zoneset import Zone, ZoneSet
 
 SUFFIXES = (".yaml", ".yml")
 
-Fingerprint = tuple[tuple[str, int, int, int], ...]
+Fingerprint = tuple[tuple[str, int, int, int, int], ...]
 
 
 def zone_files(folder: str | os.PathLike) -> list[FsPath]:
@@ -28,11 +28,16 @@ def zone_files(folder: str | os.PathLike) -> list[FsPath]:
     if not root.is_dir():
         problem = "is a file, not a folder of zone files" if root.exists() else "zones folder does not exist"
         raise ZoneLoadError([ZoneError(str(root), 0, 0, (), problem)])
-    return sorted(p for p in root.iterdir() if p.suffix in SUFFIXES and not p.name.startswith("."))
+    try:
+        return sorted(p for p in root.iterdir() if p.suffix in SUFFIXES and not p.name.startswith("."))
+    except OSError as exc:  # unreadable, or gone since the look above
+        raise ZoneLoadError([ZoneError(str(root), 0, 0, (), f"cannot list: {exc.strerror or exc}")]) from None
 
 
 def fingerprint(folder: str | os.PathLike) -> Fingerprint | None:
-    """What a change on disk changes: names, and (following symlinks) inode, size, mtime."""
+    """What a change on disk changes: names, and (following symlinks) inode, size, mtime and
+    ctime (a chmod or chown that makes a file unreadable changes only that). A name that
+    cannot be followed (a dangling symlink) counts too: its load reports it."""
     try:
         files = zone_files(folder)
     except ZoneLoadError:
@@ -42,8 +47,9 @@ def fingerprint(folder: str | os.PathLike) -> Fingerprint | None:
         try:
             st = p.stat()
         except OSError:
+            out.append((p.name, -1, -1, -1, -1))
             continue
-        out.append((p.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        out.append((p.name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return tuple(out)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -70,7 +71,10 @@ class ZoneReloader:
         while True:
             await asyncio.sleep(self.interval)
             if fingerprint(self.folder) != self.seen:
-                await self.reload("zone files changed")
+                try:
+                    await self.reload("zone files changed")
+                except Exception:  # a bug, not a bad file: say so, keep serving and polling
+                    log.exception("zone reload failed unexpectedly; still serving the previous zones")
 
     async def reload(self, reason: str) -> ReloadResult:
         async with self._lock:
@@ -111,6 +115,7 @@ class ZoneReloader:
             replaced, self._zones = [self._zones], zones
             names = ", ".join(f"{z.origin_label} (serial {z.serial})" for z in zones.zones.values())
             log.info("zones reloaded (%s): %s", reason, names)
+            self._log_removed(replaced[0], zones)
             self.last = ReloadResult(True, time.time(), zones=len(zones))
             if self.observer is not None:
                 self.observer(self.last)
@@ -119,6 +124,16 @@ class ZoneReloader:
                 self._retiring.add(task)  # the loop keeps only a weak reference to a task
                 task.add_done_callback(self._retiring.discard)
             return self.last
+
+    @staticmethod
+    def _log_removed(old: ZoneSet | None, new: ZoneSet) -> None:
+        """A zone whose file went away is no longer served: say which, and why."""
+        if old is None:
+            return
+        for origin, zone in old.zones.items():
+            if origin not in new.zones:
+                why = "is gone" if not os.path.lexists(zone.file) else "no longer defines it"
+                log.warning("zone %s is no longer served: its file %s %s", zone.origin_label, zone.file, why)
 
 
 async def retire(box: list[ZoneSet]) -> None:

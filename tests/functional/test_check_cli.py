@@ -168,3 +168,20 @@ def test_unreadable_geoip_database_is_reported(tmp_path):
         f"{tmp_path / 'nope.mmdb'}: no such file"
         in check(tmp_path, "--geoip-db", tmp_path / "nope.mmdb").stderr
     )
+
+
+def test_a_missing_ca_file_is_a_zone_error_with_its_position(tmp_path):
+    zone = GOOD + (
+        "checks:\n"
+        "  web: {type: https, ca: /nonexistent/ca.pem}\n"
+        "pools:\n"
+        "  app: {check: web, members: [{address: 192.0.2.10}]}\n"
+    )
+    (tmp_path / "a.yaml").write_text(zone)
+    result = check(tmp_path / "a.yaml")
+    assert result.returncode == 1
+    line = result.stderr.splitlines()[0]
+    match = ERROR_LINE.match(line)
+    assert match, result.stderr
+    assert (match["line"], match["path"]) == ("8", "checks.web.ca"), line
+    assert match["message"] == "cannot read the CA file '/nonexistent/ca.pem': No such file or directory"

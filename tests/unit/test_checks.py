@@ -89,12 +89,19 @@ def test_tcp_with_a_port():
     assert (check.rise, check.fall, check.down_interval) == (1, 1, 2.0)
 
 
-def test_every_key():
+@pytest.fixture(scope="module")
+def ca_file(tmp_path_factory) -> str:
+    from tests.backends import TLS
+
+    return TLS(tmp_path_factory.mktemp("ca")).ca_file
+
+
+def test_every_key(ca_file):
     check = check_of(
-        """{type: https, port: 8443, path: "/health?deep=1", method: HEAD, host: www.example.com,
-        expect: [200, "300-302"], headers: {X-B: "2", X-A: "1"}, interval: 10s, timeout: 1500ms,
-        rise: 4, fall: 5, down_interval: 1m, verify: true, ca: /etc/ssl/ca.pem,
-        follow_redirects: true}"""
+        f"""{{type: https, port: 8443, path: "/health?deep=1", method: HEAD, host: www.example.com,
+        expect: [200, "300-302"], headers: {{X-B: "2", X-A: "1"}}, interval: 10s, timeout: 1500ms,
+        rise: 4, fall: 5, down_interval: 1m, verify: true, ca: {ca_file},
+        follow_redirects: true}}"""
     )
     assert check == Check(
         type="https",
@@ -110,9 +117,23 @@ def test_every_key():
         fall=5,
         down_interval=60.0,
         verify=True,
-        ca="/etc/ssl/ca.pem",
+        ca=ca_file,
         follow_redirects=True,
     )
+
+
+def test_a_ca_file_that_probes_could_not_use_is_an_error_at_its_position(tmp_path):
+    """Caught when the zones load (and by `gdns check`), not by every probe later."""
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    cases = {
+        str(tmp_path / "missing.pem"): "cannot read the CA file '{}': No such file or directory",
+        str(tmp_path): "cannot read the CA file '{}': Is a directory",
+        str(tmp_path / "junk.pem"): "the CA file '{}' holds no usable certificate in PEM form",
+    }
+    for path, message in cases.items():
+        error = one_error(f"web: {{type: https, ca: {path}}}", ONE_POOL)
+        assert error.startswith(f"z.yaml:{CHECKS_LINE}:"), error
+        assert f"checks.web.ca: {message.format(path)}" in error, error
 
 
 def test_body_checks():

@@ -1,10 +1,19 @@
 """gdns.geo: great-circle distance and GeoIP lookups over the tiny test database."""
 
 import ipaddress
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import maxminddb
 import pytest
 
-from gdns.geo import GeoDatabase, Location, distance_km
+from gdns.geo import GeoDatabase, GeoError, Location, distance_km
+from tests.geodb import NETWORKS, build
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FRANKFURT = (50.11, 8.68)
 SINGAPORE = (1.35, 103.82)
@@ -91,3 +100,108 @@ def test_unknown_prefix_stops_at_the_nearest_known_network(db):
     # 192.0.3.0/24 is the sibling of 192.0.2.0/24 (known), so nothing wider than /24 is empty.
     assert db.lookup(ipaddress.ip_address("192.0.3.1")).prefix == 24
     assert db.lookup(ipaddress.ip_address("2001:db8:3::1")).prefix == 48
+
+
+# -- faults: missing, corrupt, replaced --------------------------------------------------------
+
+ADDRESS = ipaddress.ip_address("192.0.2.1")  # DE in the test database
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def corrupt_tree(data: bytes) -> bytes:
+    """The search tree (the start of the file) overwritten: it opens, and every lookup fails."""
+    return b"\xff" * 600 + data[600:]
+
+
+def test_a_database_that_cannot_be_used_is_one_clear_error(tmp_path, geoip_db):
+    good = geoip_db.read_bytes()
+    cases = {
+        "missing.mmdb": (None, "no such file"),
+        "empty.mmdb": (b"", "cannot be read (Error opening database file"),
+        "truncated.mmdb": (good[: len(good) // 2], "cannot be read (Error opening database file"),
+        "tree.mmdb": (corrupt_tree(good), "cannot be read (Error looking up"),
+        "text.mmdb": (b"not a database\n", "cannot be read"),
+    }
+    for name, (data, message) in cases.items():
+        path = tmp_path / name
+        if data is not None:
+            path.write_bytes(data)
+        with pytest.raises(GeoError) as caught:
+            GeoDatabase(str(path))
+        assert str(caught.value).startswith(f"GeoIP database {path}: {message}"), str(caught.value)
+        assert "/proc/self/fd" not in str(caught.value)  # the private copy is not named
+    asn = build(tmp_path / "asn.mmdb", database_type="GeoLite2-ASN")
+    with pytest.raises(GeoError, match="a GeoLite2-ASN database, not a City or Country one"):
+        GeoDatabase(str(asn))
+
+
+def test_a_file_rewritten_in_place_does_not_touch_the_database_in_use(tmp_path, geoip_db):
+    """Read into a private copy: truncating or rewriting the file (`cp new.mmdb db.mmdb`) under
+    a mapped database would kill the process with SIGBUS (so this runs in a process of its own)."""
+    path = tmp_path / "db.mmdb"
+    path.write_bytes(geoip_db.read_bytes())
+    code = f"""
+import ipaddress
+from gdns.geo import GeoDatabase
+db = GeoDatabase({str(path)!r})
+address = ipaddress.ip_address("192.0.2.1")
+with open({str(path)!r}, "r+b") as f:
+    f.truncate(0)
+assert db.lookup(address).country == "DE"
+with open({str(path)!r}, "r+b") as f:
+    f.write(bytes(4096))
+assert db.lookup(address).country == "DE"
+print("still answering")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert done.returncode == 0, (done.returncode, done.stderr)  # -7: SIGBUS
+    assert done.stdout == "still answering\n"
+
+
+def test_reload_takes_a_good_new_file_and_keeps_the_old_for_a_bad_one(tmp_path, geoip_db, caplog):
+    path = tmp_path / "db.mmdb"
+    path.write_bytes(geoip_db.read_bytes())
+    db = GeoDatabase(str(path))
+    assert db.reload() is None  # nothing changed
+
+    moved = build(tmp_path / "moved.mmdb", dict(NETWORKS, **{"192.0.2.0/25": ("FR", "EU", 48.86, 2.35)}))
+    replace_file(path, moved.read_bytes())
+    assert db.reload() == "reloaded"
+    assert db.lookup(ADDRESS).country == "FR"
+
+    with caplog.at_level(logging.ERROR, logger="gdns.geo"):
+        replace_file(path, moved.read_bytes()[:100])
+        assert db.reload() == "failed"
+        assert db.reload() is None  # the same bad file is reported once, not at every look
+    assert db.lookup(ADDRESS).country == "FR"
+    assert f"GeoIP database {path}: cannot be read" in caplog.text
+    assert "still using the database read before (GeoIP2-City, built " in caplog.text
+
+    path.unlink()  # gone: the database in use stays, quietly (a restart would say so)
+    assert db.reload() is None and db.lookup(ADDRESS).country == "FR"
+    replace_file(path, geoip_db.read_bytes())
+    assert db.reload() == "reloaded"
+    assert db.lookup(ADDRESS).country == "DE"
+
+
+def test_a_lookup_that_finds_the_database_corrupt_is_an_unknown_address(
+    tmp_path, geoip_db, caplog, monkeypatch
+):
+    """Corruption past what opening checks: no exception reaches the answer (that would be a
+    SERVFAIL), the client is unknown (a catch-all rule answers), and it is logged, once."""
+    db = GeoDatabase(str(geoip_db))
+
+    def broken(address):
+        raise maxminddb.InvalidDatabaseError("The MaxMind DB file's data section contains bad data")
+
+    reader, _, kind, stamp = db._current
+    monkeypatch.setattr(db, "_current", (reader, broken, kind, stamp))
+    with caplog.at_level(logging.ERROR, logger="gdns.geo"):
+        for _ in range(3):
+            assert db.lookup(ADDRESS) == Location(None, None, None, None, 32)
+    assert caplog.text.count("lookup failed") == 1

@@ -4,8 +4,11 @@ ProbeResult with a reason, never an exception."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+import tracemalloc
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -159,7 +162,7 @@ def test_refused_port():
     assert result == ProbeResult(False, "connection refused")
 
 
-@pytest.mark.parametrize("mode", ["garbage", "close", "reset"])
+@pytest.mark.parametrize("mode", ["garbage", "bad-status", "close", "reset"])
 def test_misbehaving_tcp_server_is_a_failure_with_a_reason(mode):
     async def main():
         async with RawServer(mode) as server:
@@ -173,6 +176,7 @@ def test_misbehaving_tcp_server_is_a_failure_with_a_reason(mode):
     assert "\n" not in result.reason and len(result.reason) <= 200
     expected = {
         "garbage": "bad response: Bad status line",
+        "bad-status": "bad response: Bad status line: Invalid status code",
         "close": "connection closed before a response",
         "reset": "connection reset",
     }[mode]
@@ -193,6 +197,33 @@ def test_huge_body_is_read_only_up_to_the_limit():
     assert late == ProbeResult(False, "body does not contain 'LATE'")  # beyond the limit
     assert sent < HUGE_TOTAL / 2  # the probe hung up long before the end
     assert time.monotonic() - started < 3
+
+
+def test_endless_chunked_body_is_read_only_up_to_the_limit_in_flat_memory():
+    """A body with no length and no end: the probe stops at BODY_LIMIT, decides, hangs up,
+    and never holds much more than the limit in memory."""
+
+    async def test(backend):
+        check = replace(HTTP, port=backend.port, path="/endless", body="NEVER", timeout=2.0)
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            result = await probe("127.0.0.1", check)
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        await asyncio.sleep(0.1)  # let the handler notice the closed connection
+        return result, peak, backend.endless_sent
+
+    started = time.monotonic()
+    result, peak, sent = with_backend(test)
+    assert result == ProbeResult(False, "body does not contain 'NEVER'")  # decided, not a timeout
+    assert time.monotonic() - started < 1.5
+    assert sent < 16 * 1024 * 1024, sent  # the probe hung up; the backend stopped soon after
+    # Backend and probe share this process: both are counted, and still far below one MiB of
+    # body buffered, let alone the gigabyte on offer.
+    assert peak < 1024 * 1024, peak
 
 
 def test_host_header_is_sent_when_host_is_set():
@@ -327,4 +358,15 @@ def test_https_to_a_plain_http_port_is_a_failure(tls):
 def test_https_with_a_missing_ca_file_is_a_failure_not_an_exception(tls, tmp_path):
     result = https_probe(tls, ca=str(tmp_path / "missing.pem"))
     assert not result.ok
-    assert "No such file" in result.reason, result.reason
+    assert result.reason.startswith(f"TLS error: CA file {tmp_path / 'missing.pem'}: No such file")
+
+
+def test_a_replaced_ca_file_is_read_again(tls, tmp_path):
+    """A renewed CA bundle takes effect at the next probe, without a restart."""
+    ca = tmp_path / "ca.pem"
+    TLS(tmp_path).ca.cert_pem.write_to_path(str(ca))  # another CA: not the backend's
+    assert https_probe(tls, ca=str(ca)).reason.startswith("TLS error: ")
+    tmp = tmp_path / "ca.pem.new"
+    tmp.write_bytes(Path(tls.ca_file).read_bytes())
+    os.replace(tmp, ca)
+    assert https_probe(tls, ca=str(ca)).ok

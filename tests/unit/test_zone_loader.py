@@ -1,5 +1,6 @@
 """Loading a folder of zone files into a ZoneSet, validated whole."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,17 @@ def test_fingerprint_of_missing_folder_is_none(tmp_path):
 def test_a_file_named_twice_is_loaded_once(tmp_path):
     path = write(tmp_path, "a.yaml", zone_text())
     assert len(load_zones([path, tmp_path / "." / "a.yaml"])) == 1
+
+
+def test_fingerprint_sees_a_dangling_symlink_and_a_mode_change(tmp_path):
+    """Both make a file unreadable without touching its content: a reload must report them."""
+    write(tmp_path, "a.yaml", zone_text())
+    before = fingerprint(tmp_path)
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    dangling = fingerprint(tmp_path)
+    assert dangling != before and [entry[0] for entry in dangling] == ["a.yaml", "b.yaml"]
+    (tmp_path / "b.yaml").unlink()
+    assert fingerprint(tmp_path) == before
+    time.sleep(0.01)  # a ctime a coarse clock can tell apart
+    (tmp_path / "a.yaml").chmod(0o200)
+    assert fingerprint(tmp_path) != before
