@@ -446,6 +446,7 @@ def explain(args: argparse.Namespace) -> int:
     from gdns.zone.loader import load_folder
 
     try:
+        ex.parse_name(args.name)
         ipaddress.ip_address(args.client)
         if args.ecs:
             ex.parse_ecs(args.ecs)
