@@ -473,6 +473,16 @@ class _Compiler:
                 target = name_key(rd.label)
                 if _under(target, apex) and not (_types(nodes.get(target)).keys() & _GLUE_TYPES):
                     where = ("ns",) if name == apex else paths.path(name) + ("NS",)
+                    if target in self.pool_paths:
+                        # A pool has no static A/AAAA; its answers change with health and client,
+                        # while a name server's addresses go out as glue with the NS set and are
+                        # cached with it: they must be static.
+                        self.error(
+                            where,
+                            f"name server {rd.label} is a pool ({format_path(self.pool_paths[target])}); "
+                            "a name server's addresses must be static A/AAAA records, not a pool",
+                        )
+                        continue
                     self.error(
                         where, f"name server {rd.label} is inside the zone but has no A or AAAA record"
                     )

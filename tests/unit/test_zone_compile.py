@@ -435,6 +435,23 @@ def test_missing_glue_for_apex_name_server():
     )
 
 
+@pytest.mark.parametrize(
+    "ns, where",
+    [
+        ("  sub: {NS: [nsp.example.com., ns.example.net.]}\n", "z.yaml:6:13: records.sub.NS"),
+        ("", "z.yaml:3:5: ns"),
+    ],
+)
+def test_name_server_that_is_a_pool(ns, where):
+    """Not "has no A or AAAA record" (a pool answers A): a name server's addresses must be static."""
+    text = HEAD if ns else HEAD.replace("[ns1.example.com.]", "[ns1.example.com., nsp.example.com.]")
+    text += ns + "pools:\n  nsp: {members: [{address: 192.0.2.53}]}\n"
+    assert one_error(text) == (
+        f"{where}: name server nsp.example.com. is a pool (pools.nsp); "
+        "a name server's addresses must be static A/AAAA records, not a pool"
+    )
+
+
 def test_name_server_that_is_a_cname_has_no_glue():
     text = HEAD.replace("  ns1: {A: 192.0.2.1}\n", "  ns1: {CNAME: ns.example.net.}\n")
     assert "has no A or AAAA record" in one_error(text)
