@@ -687,6 +687,63 @@ def test_readyz_is_503_during_a_slow_first_probe_round(tmp_path, backend, token_
             server.stop()
 
 
+def test_queries_during_the_first_probe_round_wait_and_are_answered(tmp_path, backend):
+    """UDP and TCP alike: the sockets are bound (and TCP listening) before the first probe
+    round, so a TCP client is not refused in that window; its query waits, like a datagram in
+    the UDP buffer, and both are answered once gdns is ready (bounded by the deadline)."""
+    hang = backend("127.0.0.62")
+    hang.delay = 60
+    members = [{"address": "127.0.0.62", "check": "slow"}, {"address": "192.0.2.20"}]
+    write_zone(tmp_path, ORIGIN, {"www": {"members": members}}, {"slow": http_check(hang, 30, 20)})
+    web_port, dns_port = _free_port(), _free_port()
+    args = ("--web", f"127.0.0.1:{web_port}", "--first-probe-deadline", "3")
+    started: list[GdnsServer] = []
+    thread = threading.Thread(target=lambda: started.append(GdnsServer(tmp_path, *args, dns_port=dns_port)))
+    thread.daemon = True
+    thread.start()
+    try:
+
+        def not_ready() -> bool:
+            with contextlib.suppress(OSError):
+                return http(f"http://127.0.0.1:{web_port}/readyz").status == 503
+            return False
+
+        assert wait_for(not_ready, timeout=3)
+        query = dns.message.make_query(f"ns1.{ORIGIN}", "A")
+        wire = query.to_wire()
+        with (
+            socket.create_connection(("127.0.0.1", dns_port), timeout=1) as tcp,  # not refused
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        ):
+            tcp.sendall(struct.pack("!H", len(wire)) + wire)
+            udp.sendto(wire, ("127.0.0.1", dns_port))
+            sent = time.monotonic()
+            assert http(f"http://127.0.0.1:{web_port}/readyz").status == 503  # still in the round
+            tcp.settimeout(8)
+            udp.settimeout(8)
+            size = struct.unpack("!H", _read_exactly(tcp, 2))[0]
+            over_tcp = dns.message.from_wire(_read_exactly(tcp, size))
+            over_udp = dns.message.from_wire(udp.recv(65535))
+        waited = time.monotonic() - sent
+        for reply in (over_tcp, over_udp):
+            assert reply.id == query.id and reply.rcode() == dns.rcode.NOERROR
+            assert [rr.address for rr in reply.answer[0]] == ["192.0.2.53"]
+        assert waited > 0.5, waited  # held until the round ended, not answered early
+    finally:
+        thread.join(15)
+        for server in started:
+            server.stop()
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
 def test_member_up_follows_probes_and_overrides(tmp_path, start_server, backend, token_file):
     b = backend("127.0.0.62")
     members = [
