@@ -305,7 +305,7 @@ class App:
         """Swap in reloaded zones. Probes of targets that stay keep their state; new targets
         get a first probe round (bounded like the one at start-up) while the old zones keep
         answering, so a reload never answers a new member on a guess."""
-        self.monitor.hold()  # snapshots of the new zones wait for the swap below
+        self.monitor.hold()  # snapshots stay those of the served zones until the swap below
         try:
             self.monitor.update(zones)
             if any(t.state.up is None for t in self.monitor.targets.values()):

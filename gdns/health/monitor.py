@@ -63,7 +63,8 @@ class HealthMonitor:
         self.observer = observer  # gets probe results and transitions (metrics)
         self.concurrency = concurrency
         self.targets: dict[TargetKey, Target] = {}
-        self.zones: ZoneSet | None = None
+        self.zones: ZoneSet | None = None  # the zones probed: the newest given to update()
+        self.served: ZoneSet | None = None  # the zones answering now: snapshots are made for these
         self.version = 0
         self.session: aiohttp.ClientSession | None = None
         self._limit = asyncio.Semaphore(concurrency)
@@ -77,20 +78,11 @@ class HealthMonitor:
 
     def update(self, zones: ZoneSet) -> None:
         """Probe exactly what `zones` needs: start new targets, stop removed ones, keep the
-        state of targets that stay (a reload does not forget what probes learned)."""
-        wanted: dict[TargetKey, set[str]] = {}
-        for zone in zones.zones.values():
-            for pool in zone.pools.values():
-                for member in pool.members():
-                    if member.check is not None:
-                        key = (member.probe or member.address, member.check)
-                        wanted.setdefault(key, set()).add(member.key)
-        for key in list(self.targets):
-            if key not in wanted:
-                target = self.targets.pop(key)
-                if target.task is not None:
-                    target.task.cancel()
-                log.info("stopped probing %s: no member uses it any more", target.label)
+        state of targets that stay (a reload does not forget what probes learned). While held
+        (a reload before its swap), targets only the served zones use are stopped at release()."""
+        wanted = _wanted(zones)
+        if not self._held:
+            self._stop_unwanted(wanted)
         for key, members in wanted.items():
             target = self.targets.get(key)
             if target is None:
@@ -100,6 +92,16 @@ class HealthMonitor:
                 target.task = asyncio.get_running_loop().create_task(self._run(target))
             target.members = members
         self.zones = zones
+        if not self._held:
+            self.served = zones
+
+    def _stop_unwanted(self, wanted: dict[TargetKey, set[str]]) -> None:
+        for key in list(self.targets):
+            if key not in wanted:
+                target = self.targets.pop(key)
+                if target.task is not None:
+                    target.task.cancel()
+                log.info("stopped probing %s: no member uses it any more", target.label)
 
     async def first_round(self, deadline: float) -> int:
         """Wait until every target has a first result, or `deadline` seconds; return how
@@ -112,7 +114,7 @@ class HealthMonitor:
         return sum(1 for t in self.targets.values() if t.state.up is None)
 
     def snapshot(self, zones: ZoneSet | None = None) -> HealthSnapshot:
-        zones = zones or self.zones
+        zones = zones or self.served
         table = {}
         for zone in zones.zones.values():
             for pool in zone.pools.values():
@@ -148,7 +150,9 @@ class HealthMonitor:
         return self.targets.get((member.probe or member.address, member.check))
 
     def republish(self) -> None:
-        """Publish now (an override changed)."""
+        """Publish now (an override changed): for the zones being served, also during a
+        reload, so the change is in the very next answer (the reload's own snapshot for its
+        new zones reads the same overrides)."""
         self._publish()
 
     async def _run(self, target: Target) -> None:
@@ -195,18 +199,26 @@ class HealthMonitor:
             self._later = loop.call_later(RTT_PUBLISH_EVERY, self._publish)
 
     def hold(self) -> None:
-        """Stop publishing (a reload is probing new targets before its zones are served)."""
+        """A reload begins: the zones next given to update() are probed (their new targets get
+        a first round) but not served yet. Meanwhile snapshots are still made and published
+        for the zones being served, so overrides and probe results reach DNS at once, and
+        targets only those zones use keep being probed."""
         self._held = True
 
     def release(self) -> None:
+        """The reload's zones are served from now on (the caller swaps them in at once):
+        snapshots are made for them, and targets no longer used stop."""
         self._held = False
+        if self.zones is not None:
+            self._stop_unwanted(_wanted(self.zones))
+        self.served = self.zones
 
     def _publish(self) -> None:
         self._soon = False
         if self._later is not None:
             self._later.cancel()
             self._later = None
-        if self.zones is not None and not self._held:
+        if self.served is not None:
             self.publish(self.snapshot())
 
     async def close(self) -> None:
@@ -218,3 +230,15 @@ class HealthMonitor:
             self._later.cancel()
         if self.session is not None:
             await self.session.close()
+
+
+def _wanted(zones: ZoneSet) -> dict[TargetKey, set[str]]:
+    """The targets `zones` needs, each with the keys of the members it decides."""
+    wanted: dict[TargetKey, set[str]] = {}
+    for zone in zones.zones.values():
+        for pool in zone.pools.values():
+            for member in pool.members():
+                if member.check is not None:
+                    key = (member.probe or member.address, member.check)
+                    wanted.setdefault(key, set()).add(member.key)
+    return wanted

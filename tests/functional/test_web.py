@@ -582,6 +582,28 @@ def test_overrides_survive_a_restart(tmp_path, start_server, token_file):
     assert json.loads(state.read_text()) == {"overrides": {}}
 
 
+def test_an_override_during_a_reload_applies_at_once(tmp_path, start_server, backend, token_file):
+    """A reload waits (up to --first-probe-deadline) for the first probes of its new targets;
+    an override set meanwhile changes the answers of the zones being served at once, and
+    stays in force in the reloaded zones."""
+    hang = backend("127.0.0.63")
+    hang.delay = 60  # the reload's new target never answers: the reload waits the deadline
+    write_zone(tmp_path, ORIGIN, www_pool())
+    args = ("--admin-token-file", str(token_file), "--reload-interval", "0.05", "--first-probe-deadline", "4")
+    server = start_server(tmp_path, *args)
+    assert answered_over(server, "www.w.example", 30) == {"192.0.2.10", "192.0.2.12"}
+    mark = len(server.lines)
+    pools = www_pool() | {"slow": {"members": [{"address": "127.0.0.63", "check": "slow"}]}}
+    write_zone(tmp_path, ORIGIN, pools, {"slow": http_check(hang, 30, 20)})
+    assert wait_for(lambda: hang.arrived >= 1, timeout=3)  # the reload is in its probe round
+    assert override(server, KEY_12, "down").status == 200
+    assert answered_over(server, "www.w.example", 30) == {"192.0.2.10"}  # at once ...
+    assert not server.wait_for_log("zones reloaded", 0, start=mark)  # ... before the swap
+    assert server.wait_for_log("zones reloaded", 8, start=mark)
+    assert answered_over(server, "www.w.example", 30) == {"192.0.2.10"}  # and after it
+    assert member_json(server, KEY_12)["state"] == "down"
+
+
 @pytest.mark.parametrize("where", ["parent-is-a-file", "proc"])
 def test_an_unwritable_state_file_is_507(tmp_path, start_server, token_file, where):
     write_zone(tmp_path, ORIGIN, www_pool())
