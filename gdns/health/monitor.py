@@ -30,6 +30,7 @@ from gdns.zone.checks import Check
 from gdns.zone.zoneset import ZoneSet
 
 log = logging.getLogger("gdns.health")
+overrides_log = logging.getLogger("gdns.overrides")
 
 TargetKey = tuple[str, Check]  # (probed address, check)
 RTT_PUBLISH_EVERY = 1.0  # seconds: round-trip-time updates alone are published at most this often
@@ -72,6 +73,8 @@ class HealthMonitor:
         self._later: asyncio.TimerHandle | None = None
         self._rng = random.Random()
         self._held = False
+        self._member_keys: tuple[ZoneSet | None, frozenset[str]] = (None, frozenset())
+        self._stale: set[str] = set()  # stale overrides already logged
 
     async def start(self) -> None:
         self.session = new_session(self.concurrency)  # one session for the process
@@ -94,6 +97,7 @@ class HealthMonitor:
         self.zones = zones
         if not self._held:
             self.served = zones
+            self._note_stale()
 
     def _stop_unwanted(self, wanted: dict[TargetKey, set[str]]) -> None:
         for key in list(self.targets):
@@ -212,6 +216,41 @@ class HealthMonitor:
         if self.zones is not None:
             self._stop_unwanted(_wanted(self.zones))
         self.served = self.zones
+        self._note_stale()
+
+    def member_keys(self) -> frozenset[str]:
+        """The keys of every member of the zones being served (worked out once per zone set)."""
+        zones, keys = self._member_keys
+        served = self.served
+        if zones is not served:
+            keys = frozenset()
+            if served is not None:
+                pools = (p for z in served.zones.values() for p in z.pools.values())
+                keys = frozenset(m.key for p in pools for m in p.members())
+            self._member_keys = (served, keys)
+        return keys
+
+    def stale_overrides(self) -> list[str]:
+        """Overrides naming a member the served zones do not have (removed or renamed by a
+        reload, or the zones changed while gdns was stopped). They are kept, have no effect,
+        and apply again if the member comes back; the admin API lists and deletes them."""
+        keys = self.member_keys()
+        return sorted(key for key in self.overrides.table if key not in keys)
+
+    def _note_stale(self) -> None:
+        """Log each override when it becomes stale, and when it applies again."""
+        stale = set(self.stale_overrides())
+        for key in sorted(stale - self._stale):
+            overrides_log.warning(
+                "override of %s (%s) is stale: no such member in the zones; kept without effect "
+                "until the member comes back (DELETE /api/v1/overrides?member=... removes it)",
+                key,
+                self.overrides.get(key),
+            )
+        for key in sorted(self._stale - stale):
+            if key in self.overrides.table:
+                overrides_log.warning("override of %s (%s) applies again", key, self.overrides.get(key))
+        self._stale = stale
 
     def _publish(self) -> None:
         self._soon = False

@@ -527,7 +527,10 @@ def test_a_hand_edited_state_file_keeps_its_good_entries(tmp_path, start_server)
     state.write_text(json.dumps({"overrides": entries}))
     server = start_server(zones, "--state-file", str(state))
     table = api(server, "/api/v1/overrides").json["overrides"]
-    assert table == {KEY_10: {"state": "down", "since": 0.0}, KEY_11: {"state": "up", "since": 0.0}}
+    assert table == {
+        KEY_10: {"state": "down", "since": 0.0, "stale": False},
+        KEY_11: {"state": "up", "since": 0.0, "stale": False},
+    }
     assert answered_over(server, "www.w.example", 40) == {"192.0.2.11", "192.0.2.12"}
     assert "ignoring the override of" in server.log()
 
@@ -575,7 +578,7 @@ def test_overrides_survive_a_restart(tmp_path, start_server, token_file):
 
     second = start_server(zones, *args)
     table = api(second, "/api/v1/overrides").json["overrides"]
-    assert table == {KEY_12: {"state": "drain", "since": since}}
+    assert table == {KEY_12: {"state": "drain", "since": since, "stale": False}}
     assert member_json(second, KEY_12)["state"] == "drain"
     assert answered_over(second, "www.w.example", 30) == {"192.0.2.10"}
     assert unoverride(second, KEY_12).status == 200
@@ -602,6 +605,56 @@ def test_an_override_during_a_reload_applies_at_once(tmp_path, start_server, bac
     assert server.wait_for_log("zones reloaded", 8, start=mark)
     assert answered_over(server, "www.w.example", 30) == {"192.0.2.10"}  # and after it
     assert member_json(server, KEY_12)["state"] == "down"
+
+
+def test_overrides_of_members_that_are_gone_are_kept_stale_and_can_be_deleted(
+    tmp_path, start_server, token_file
+):
+    """An override whose member a reload (or an edit while gdns was stopped) removed is kept,
+    without effect, shown as stale in the API and metrics and logged; it applies again if the
+    member comes back, and DELETE removes it."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    write_zone(zones, ORIGIN, www_pool())
+    gone = f"old.{ORIGIN}./default/192.0.2.99"
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"overrides": {gone: {"state": "down", "since": 1.0}}}))
+    args = ("--admin-token-file", str(token_file), "--state-file", str(state), "--reload-interval", "0.05")
+    server = start_server(zones, *args)
+    assert server.wait_for_log(f"override of {gone} (down) is stale: no such member in the zones", 1)
+    assert api(server, "/api/v1/overrides").json["overrides"] == {
+        gone: {"state": "down", "since": 1.0, "stale": True}
+    }
+    assert metric(metrics(server), "gdns_member_overrides_stale") == 1
+
+    # A reload takes .12 away while it is drained: stale, logged once, kept in the state file.
+    assert override(server, KEY_12, "drain").status == 200
+    assert api(server, "/api/v1/overrides").json["overrides"][KEY_12]["stale"] is False
+    mark = len(server.lines)
+    pool = www_pool()
+    pool["www"]["groups"]["main"]["members"].pop()
+    write_zone(zones, ORIGIN, pool)
+    assert server.wait_for_log(f"override of {KEY_12} (drain) is stale", 5, start=mark)
+    table = api(server, "/api/v1/overrides").json["overrides"]
+    assert {key: entry["stale"] for key, entry in table.items()} == {gone: True, KEY_12: True}
+    assert metric(metrics(server), "gdns_member_overrides_stale") == 2
+    assert set(json.loads(state.read_text())["overrides"]) == {gone, KEY_12}
+
+    # It comes back: the drain applies again, as the operator left it.
+    mark = len(server.lines)
+    write_zone(zones, ORIGIN, www_pool())
+    assert server.wait_for_log(f"override of {KEY_12} (drain) applies again", 5, start=mark)
+    assert member_json(server, KEY_12)["state"] == "drain"
+    assert answered_over(server, "www.w.example", 30) == {"192.0.2.10"}
+
+    # The one that stays gone is deleted through the API.
+    assert unoverride(server, gone).status == 200
+    assert api(server, "/api/v1/overrides").json["overrides"] == {
+        KEY_12: {"state": "drain", "since": table[KEY_12]["since"], "stale": False}
+    }
+    assert metric(metrics(server), "gdns_member_overrides_stale") == 0
+    assert set(json.loads(state.read_text())["overrides"]) == {KEY_12}
+    assert server.log().count(f"override of {KEY_12} (drain) is stale") == 1
 
 
 @pytest.mark.parametrize("where", ["parent-is-a-file", "proc"])
