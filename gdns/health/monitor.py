@@ -131,9 +131,11 @@ class HealthMonitor:
         forced = self.overrides.table.get(member.key)
         if forced is not None:
             state = forced["state"]
-            return MemberHealth(state, self._rtt(member), f"operator override: {state}", forced["since"])
+            reason = f"operator override: {state}"
+            return MemberHealth(state, self._rtt(member), reason, forced["since"], forced=True)
         if member.status != "up":
-            return MemberHealth(member.status, None, f"configured status {member.status} (overrides probes)")
+            reason = f"configured status {member.status} (overrides probes)"
+            return MemberHealth(member.status, None, reason, forced=True)
         if member.check is None:
             return MemberHealth("up", None, "no check: configured status up")
         target = self.targets.get((member.probe or member.address, member.check))

@@ -485,6 +485,17 @@ def test_force_down_drain_and_undo_change_the_answers(srv):
     assert unoverride(srv, KEY_11).status == 200
     assert "192.0.2.11" not in answered_over(srv, "www.w.example", 30)
 
+    # Every member out by hand (.11 by the zone file): `when_all_down: all` does not bring them
+    # back, since they were taken out on purpose; the pool answers NODATA.
+    assert override(srv, KEY_10, "down").status == 200
+    assert override(srv, KEY_12, "drain").status == 200
+    reply = ask(srv, "www.w.example")
+    assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
+    assert [rr.rdtype for rr in reply.authority] == [dns.rdatatype.SOA]
+    assert unoverride(srv, KEY_10).status == 200
+    assert unoverride(srv, KEY_12).status == 200
+    assert answered_over(srv, "www.w.example", 40) == {"192.0.2.10", "192.0.2.12"}
+
 
 def test_admin_is_off_without_a_token(tmp_path, start_server, monkeypatch):
     monkeypatch.delenv("GDNS_ADMIN_TOKEN", raising=False)

@@ -243,12 +243,12 @@ def test_snapshot_overrides_probes_and_reasons():
     key = "www.example.com./{}".format
     up = snap.get(key("a/127.0.0.1"))
     assert up.state == "up" and up.reason == "status 200" and up.rtt is not None and up.rtt < 0.08
-    assert snap.get(key("a/192.0.2.10")).state == "down"
+    assert snap.get(key("a/192.0.2.10")).state == "down" and snap.get(key("a/192.0.2.10")).forced
     assert snap.get(key("a/192.0.2.10")).reason == "configured status down (overrides probes)"
     assert snap.get(key("a/192.0.2.11")).state == "drain"
     assert snap.get(key("a/192.0.2.11")).reason == "configured status drain (overrides probes)"
     down = snap.get(key("b/127.0.0.2"))
-    assert (down.state, down.reason, down.rtt) == ("down", "status 503", None)
+    assert (down.state, down.reason, down.rtt, down.forced) == ("down", "status 503", None, False)
     assert began <= up.since <= time.time() and began <= down.since <= time.time()  # last change
     waiting = snap.get(key("c/127.0.0.3"))
     assert (waiting.state, waiting.reason, waiting.since) == ("up", "not probed yet", None)
@@ -331,6 +331,7 @@ def test_during_a_reload_snapshots_are_for_the_served_zones_and_overrides_apply_
 
     during, still_probed, gone_target, monitor, after = asyncio.run(main())
     assert during.get(www_key).state == "drain"  # at once, not at the swap
+    assert during.get(www_key).forced and during.get(www_key).reason == "operator override: drain"
     assert during.get(old_key).state == "up" and old_key in during.members  # the served zones'
     assert "new.example.com./default/192.0.2.7" not in during.members
     assert still_probed
