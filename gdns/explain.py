@@ -80,6 +80,8 @@ def report(engine: Engine, query: Query, answer: Answer) -> dict:
         if pool is not None:
             usable = {g.name for g in decision.usable}
             picked = {m.key for m in decision.picked}
+            family = 6 if query.qtype == QTYPE.AAAA else 4  # only the asked family's members count
+            entry["family"] = f"IPv{family}"
             entry["groups"] = [
                 {
                     "name": g.name,
@@ -93,7 +95,7 @@ def report(engine: Engine, query: Query, answer: Answer) -> dict:
                             "rtt_ms": _ms(engine.health.get(m.key).rtt),
                             "picked": m.key in picked,
                         }
-                        for m in g.members
+                        for m in g.family(family)
                     ],
                 }
                 for g in pool.groups
