@@ -63,8 +63,18 @@ def _socket(host: str, kind: int, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
-    """A TCP and a UDP socket on the same port; port 0 picks one free for both."""
+TCP_BACKLOG = 1024  # connections the kernel completes and queues before gdns accepts them
+
+
+def bind_pair(
+    host: str, port: int, reuse_port: bool = False, listen: bool = True
+) -> tuple[socket.socket, socket.socket]:
+    """A TCP and a UDP socket on the same port; port 0 picks one free for both.
+
+    The TCP socket listens at once, like the UDP socket receives at once: until gdns answers
+    (after the first probe round), the kernel completes connections and keeps them, with the
+    queries sent on them, in the backlog, as it keeps datagrams in the UDP socket's buffer.
+    Nothing is refused in that window; everything is answered once gdns is ready."""
     for _ in range(50 if port == 0 else 1):
         made: list[socket.socket] = []
         try:
@@ -74,6 +84,8 @@ def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.so
             made.append(udp)
             tcp.bind((host, port))
             udp.bind((host, tcp.getsockname()[1]))
+            if listen:
+                tcp.listen(TCP_BACKLOG)
             return tcp, udp
         except OSError as exc:
             for sock in made:
@@ -91,7 +103,7 @@ def bind_shared(host: str, port: int, count: int) -> list[tuple[socket.socket, s
     would: SO_REUSEPORT alone would quietly share a port that another gdns (same user) holds.
     """
     for _ in range(20 if port == 0 else 1):
-        probe = bind_pair(host, port)  # a busy port: the usual one-line error
+        probe = bind_pair(host, port, listen=False)  # a busy port: the usual one-line error
         got = probe[1].getsockname()[1]
         for sock in probe:
             sock.close()
@@ -218,7 +230,8 @@ async def serve_dns(engine: Engine, settings: Settings, pairs) -> Listeners:
             thread = UDPThread(udp, own)
             thread.start()
             out.udp_threads.append(thread)
-        server = await loop.create_server(lambda: TCPProtocol(handler, limits), sock=tcp, backlog=1024)
+        # The socket listens already (bind_pair): connections queued since are accepted now.
+        server = await loop.create_server(lambda: TCPProtocol(handler, limits), sock=tcp, backlog=TCP_BACKLOG)
         out.servers.append(server)
         out.addresses.append(udp.getsockname()[:2])
     return out
@@ -292,7 +305,7 @@ class App:
         """Swap in reloaded zones. Probes of targets that stay keep their state; new targets
         get a first probe round (bounded like the one at start-up) while the old zones keep
         answering, so a reload never answers a new member on a guess."""
-        self.monitor.hold()  # snapshots of the new zones wait for the swap below
+        self.monitor.hold()  # snapshots stay those of the served zones until the swap below
         try:
             self.monitor.update(zones)
             if any(t.state.up is None for t in self.monitor.targets.values()):

@@ -118,14 +118,40 @@ def _rate(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gdns", description="Authoritative DNS server for global traffic distribution."
-    )
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors become JSON log records when `--log-format json` was given
+    (`json_errors`, set by build_parser), so that stderr stays all JSON."""
+
+    json_errors = False
+
+    def error(self, message: str):
+        if self.json_errors:
+            from gdns.logs import startup_error
+
+            startup_error("json", message, usage=f"{self.prog} --help")
+            self.exit(2)
+        super().error(message)
+
+
+def _asks_for_json(argv: list[str]) -> bool:
+    """Whether `argv` sets --log-format json (also as --log-format=json or an abbreviation
+    argparse would accept), looked at before parsing so that parse errors can honour it."""
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if len(name) >= len("--log-f") and "--log-format".startswith(name):
+            value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            return value == "json"
+    return False
+
+
+def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
+    parser = _Parser(prog="gdns", description="Authoritative DNS server for global traffic distribution.")
+    parser.json_errors = json_errors
     parser.add_argument("--version", action="version", version=f"gdns {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the zones in a folder over UDP and TCP")
+    serve.json_errors = json_errors
     serve.add_argument(
         "--zones", default="zones", metavar="DIR", help="folder of zone files (default: zones)"
     )
@@ -389,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         from gdns.workers import worker_main
 
         return worker_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser(json_errors=_asks_for_json(argv)).parse_args(argv)
     if args.command == "check":
         return check(args.paths, args.geoip_db)
     if args.command == "explain":
@@ -446,6 +472,7 @@ def explain(args: argparse.Namespace) -> int:
     from gdns.zone.loader import load_folder
 
     try:
+        ex.parse_name(args.name)
         ipaddress.ip_address(args.client)
         if args.ecs:
             ex.parse_ecs(args.ecs)
@@ -467,6 +494,13 @@ def explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zone_error_fields(error: ZoneError) -> dict:
+    """A zone problem's parts, as fields of its JSON log record."""
+    from gdns.zone.errors import format_path
+
+    return {"file": error.file, "line": error.line, "column": error.column, "path": format_path(error.path)}
+
+
 def event_loop_factory(choice: str):
     """The event loop to run on: uvloop when asked or (auto) when installed, else asyncio's."""
     if choice == "asyncio":
@@ -481,16 +515,19 @@ def event_loop_factory(choice: str):
 
 
 def serve(args: argparse.Namespace) -> int:
-    from gdns.logs import setup
+    from gdns.logs import setup, startup_error
 
     setup(args.log_level, args.log_format)
     from gdns.app import App, StartupError  # imported late: `check` does not need asyncio
+
+    def fail(message: str, prefix: bool = True, **fields) -> None:
+        startup_error(args.log_format, message, prefix, **fields)
 
     listen = tuple(args.listen or (parse_listen(a) for a in DEFAULT_LISTEN))
     try:
         token = _admin_token(args)
     except SettingsError as exc:
-        print(f"gdns: error: {exc}", file=sys.stderr)
+        fail(str(exc))
         return 1
     settings = Settings(
         zones=args.zones,
@@ -534,24 +571,21 @@ def serve(args: argparse.Namespace) -> int:
     try:
         loop_factory = event_loop_factory(args.event_loop)
     except SettingsError as exc:
-        print(f"gdns: error: {exc}", file=sys.stderr)
+        fail(str(exc))
         return 1
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(App(settings).run())
     except StartupError as exc:
-        print(f"gdns: error: {exc}", file=sys.stderr)
+        fail(str(exc))
         return 1
     except ZoneLoadError as exc:
         if len(exc.errors) == 1 and exc.errors[0].line == 0:  # about the folder: one line says it
-            print(f"gdns: error: {exc.errors[0]}", file=sys.stderr)
+            fail(str(exc.errors[0]))
             return 1
         for error in exc.errors:
-            print(error, file=sys.stderr)
-        print(
-            f"gdns: error: {len(exc.errors)} problem(s) in the zones in {args.zones}; not starting",
-            file=sys.stderr,
-        )
+            fail(str(error), prefix=False, **_zone_error_fields(error))
+        fail(f"{len(exc.errors)} problem(s) in the zones in {args.zones}; not starting")
         return 1
     except KeyboardInterrupt:
         pass

@@ -24,9 +24,26 @@ def parse_ecs(text: str) -> ClientSubnet:
     return ClientSubnet(1 if network.version == 4 else 2, network.prefixlen, network)
 
 
+def parse_name(text: str) -> tuple[bytes, ...]:
+    """A query name as labels; ValueError for what no query on the wire could carry."""
+    if text == ".":
+        return ()
+    if not text:
+        raise ValueError("the name is empty (write '.' for the root)")
+    labels = tuple(part.encode() for part in text.removesuffix(".").split("."))
+    if b"" in labels:
+        raise ValueError(f"{text!r} has an empty label (two dots in a row, or a leading dot)")
+    for label in labels:
+        if len(label) > 63:
+            raise ValueError(f"{text!r} has a label longer than 63 octets: {label.decode()[:20]}...")
+    if sum(len(label) + 1 for label in labels) + 1 > 255:
+        raise ValueError(f"{text!r} is longer than 255 octets")
+    return labels
+
+
 def explain(zones: ZoneSet, name: str, qtype: str, client: str, ecs: str | None, geo=None) -> dict:
     engine = Engine(zones, geo=geo)
-    labels = tuple(part.encode() for part in name.rstrip(".").split(".") if part)
+    labels = parse_name(name)
     subnet = parse_ecs(ecs) if ecs else None
     query = Query(
         0, 0, labels, getattr(QTYPE, qtype), 1, "udp", (client, 0), edns=subnet is not None, ecs=subnet
@@ -63,6 +80,8 @@ def report(engine: Engine, query: Query, answer: Answer) -> dict:
         if pool is not None:
             usable = {g.name for g in decision.usable}
             picked = {m.key for m in decision.picked}
+            family = 6 if query.qtype == QTYPE.AAAA else 4  # only the asked family's members count
+            entry["family"] = f"IPv{family}"
             entry["groups"] = [
                 {
                     "name": g.name,
@@ -76,7 +95,7 @@ def report(engine: Engine, query: Query, answer: Answer) -> dict:
                             "rtt_ms": _ms(engine.health.get(m.key).rtt),
                             "picked": m.key in picked,
                         }
-                        for m in g.members
+                        for m in g.family(family)
                     ],
                 }
                 for g in pool.groups

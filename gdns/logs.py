@@ -55,6 +55,19 @@ def setup(level: str = "info", fmt: str = "text") -> None:
         sys.excepthook = _log_uncaught
 
 
+def startup_error(fmt: str, message: str, prefix: bool = True, **fields) -> None:
+    """A problem that stops gdns before it serves: `gdns: error: MESSAGE` on stderr (without
+    the prefix when `prefix` is false: a zone error names its file), or with `fmt` "json" an
+    ERROR record of the `gdns` logger carrying `fields`, so that stderr stays all JSON."""
+    if fmt != "json":
+        print(("gdns: error: " if prefix else "") + message, file=sys.stderr)
+        return
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        setup("info", "json")  # an argument error comes before logging is set up
+    logging.getLogger("gdns").error("%s", message, extra=fields)
+
+
 def _log_uncaught(kind, value, traceback) -> None:
     logging.getLogger("gdns").critical("uncaught exception: %s", value, exc_info=(kind, value, traceback))
 

@@ -26,10 +26,19 @@ _LISTEN = re.compile(r"listening on (\[?[0-9a-f.:]+\]?):(\d+) \(udp, tcp\)")
 class GdnsServer:
     """`gdns serve` as an operator runs it, on 127.0.0.1 (and ::1) with ephemeral ports."""
 
-    def __init__(self, zones: Path, *extra: str, ipv6: bool = False, timeout: float = 15.0, launcher=None):
-        """`launcher`: a function from the command to the command actually run (a wrapper)."""
+    def __init__(
+        self,
+        zones: Path,
+        *extra: str,
+        ipv6: bool = False,
+        timeout: float = 15.0,
+        launcher=None,
+        dns_port: int = 0,
+    ):
+        """`launcher`: a function from the command to the command actually run (a wrapper);
+        `dns_port`: the DNS port (0: an ephemeral one)."""
         self.zones = zones
-        listen = ["--listen", "127.0.0.1:0"] + (["--listen", "[::1]:0"] if ipv6 else [])
+        listen = ["--listen", f"127.0.0.1:{dns_port}"] + (["--listen", "[::1]:0"] if ipv6 else [])
         if "--web" not in extra and "--no-web" not in extra:
             listen += ["--web", "127.0.0.1:0"]  # an ephemeral port: servers run side by side
         cmd = [sys.executable, "-m", "gdns", "serve", "--zones", str(zones), *listen, *extra]

@@ -34,11 +34,12 @@ def pool_of(body: str) -> Pool:
     return pool
 
 
-def snapshot(pool: Pool, down=(), drain=(), rtt=None) -> HealthSnapshot:
-    """Health by member address: down/drain sets, RTTs in seconds."""
+def snapshot(pool: Pool, down=(), drain=(), rtt=None, forced=()) -> HealthSnapshot:
+    """Health by member address: down/drain sets, RTTs in seconds; `forced`: the addresses
+    whose state a person set (override or configured status) rather than probes."""
     rtt = rtt or {}
     table = {}
     for m in pool.members():
         state = "down" if m.address in down else "drain" if m.address in drain else "up"
-        table[m.key] = MemberHealth(state, rtt.get(m.address))
+        table[m.key] = MemberHealth(state, rtt.get(m.address), forced=m.address in forced)
     return HealthSnapshot(MappingProxyType(table))

@@ -128,7 +128,7 @@ class Engine:
             traced = why.answer(self, zone, query)
             if traced is None:
                 decider = self.pool_decider(query, health)
-                traced = resolve(zone, qname, DNSLabel(list(qname)), query.qtype, decider)
+                traced = resolve(zone, qname, DNSLabel(list(qname)), query.qtype, decider, zones)
             traced.shared = False
             return traced
         if query.qtype == _DS and qname == zone.origin and qname:
@@ -139,7 +139,8 @@ class Engine:
                 zone = parent
         # Names are built in lower case; the codec puts the client's spelling of the question
         # back, and names compressed against it show the same spelling.
-        return resolve(zone, qname, DNSLabel(list(qname)), query.qtype, self.pool_decider(query, health))
+        decider = self.pool_decider(query, health)
+        return resolve(zone, qname, DNSLabel(list(qname)), query.qtype, decider, zones)
 
     def _chaos(self, query: Query) -> Answer:
         key = query.key
@@ -172,8 +173,12 @@ def lookup(zone: Zone, name: Name, qtype: int) -> tuple[int, Node | Name | None]
     return MISSING, None
 
 
-def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int, pools=None) -> Answer:
-    """`pools(pool, family) -> Decision` answers pool names; without it they are NODATA."""
+def resolve(
+    zone: Zone, qname: Name, owner: DNSLabel, qtype: int, pools=None, zones: ZoneSet | None = None
+) -> Answer:
+    """`pools(pool, family) -> Decision` answers pool names; without it they are NODATA.
+    `zones`: where a CNAME target outside `zone` is looked for (RFC 1034 4.3.2 step 3a goes
+    back to choosing the zone); without it the chain stops at `zone`'s edge."""
     answer = Answer()
     seen = {qname}
     name = qname
@@ -182,7 +187,7 @@ def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int, pools=None) ->
         if kind == DELEGATED:
             if not answer.answer:
                 return referral(zone, found)
-            return answer  # a CNAME into a delegated child: the resolver follows it there
+            return answer  # a CNAME into a child we do not serve: the resolver follows it there
         if kind in (EMPTY, MISSING):
             answer.rcode = NXDOMAIN if kind == MISSING else NOERROR
             answer.authority.append(zone.negative_soa())
@@ -207,9 +212,15 @@ def resolve(zone: Zone, qname: Name, owner: DNSLabel, qtype: int, pools=None) ->
         answer.answer.extend(cname.records(owner))
         owner = cname.rdatas[0].label
         name = name_key(owner)
-        if name in seen or not _inside(zone, name):
-            return answer  # a loop, or a target outside this zone
+        if name in seen:
+            return answer  # a loop: returned as it is
         seen.add(name)
+        # The target's zone: the most specific one we serve (a child zone we also serve beats
+        # the parent's delegation), else the chain ends here and the resolver follows it.
+        target_zone = zones.find(name) if zones is not None else (zone if _inside(zone, name) else None)
+        if target_zone is None:
+            return answer
+        zone = target_zone
     return answer
 
 

@@ -93,7 +93,7 @@ class Plan:
             self.usable = tuple(usable)
             self.ttl = _ttl(pool, family, health)
             if not usable:
-                self.down = _all_down(pool, family)
+                self.down = _all_down(pool, family, health)
         # The first group, when it is known without the client: one usable group, or a
         # strategy whose order depends only on the pool and health (it draws no random
         # numbers, so working it out once here changes no later draw).
@@ -216,14 +216,21 @@ def _ttl(pool: Pool, family: int, health) -> int:
     return pool.ttl
 
 
-def _all_down(pool: Pool, family: int) -> Decision:
+def _all_down(pool: Pool, family: int, health) -> Decision:
     policy = pool.when_all_down
     outcome = f"all-down:{policy}"
     note = f"no healthy IPv{family} member in any group: when_all_down is {policy}"
     if policy == "all":
-        # Every member, as gdnsd does: a guess beats no answer, and clients retry others.
-        members = tuple(m for g in pool.groups for m in g.family(family))
-        return Decision(outcome, tuple(m.rdata for m in members), members, ttl=_down_ttl(pool), notes=[note])
+        # Every member, as gdnsd does: a guess beats no answer, and clients retry others. But
+        # not those a person took out (override or configured status down or drain): that was
+        # on purpose, and answering them would undo it exactly when it matters.
+        every = [m for g in pool.groups for m in g.family(family)]
+        members = tuple(m for m in every if not health.get(m.key).forced)
+        notes = [note]
+        if len(members) < len(every):
+            rest = "answering the others" if members else "nothing left to answer (NODATA)"
+            notes.append(f"left out {len(every) - len(members)} member(s) an operator took out; {rest}")
+        return Decision(outcome, tuple(m.rdata for m in members), members, ttl=_down_ttl(pool), notes=notes)
     if policy == "fallback":
         rdatas = tuple(rd for rd, f in zip(pool.fallback, pool.fallback_families, strict=True) if f == family)
         return Decision(outcome, rdatas, ttl=_down_ttl(pool), notes=[note])

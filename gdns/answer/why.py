@@ -77,7 +77,7 @@ def trace(engine, zone, query: Query, name, pool, qtype: int) -> list[str]:
     # from a round-robin pool without taking that turn from it.
     probe = copy.copy(engine)
     probe.counters = dict(engine.counters)
-    result = resolve(zone, name, DNSLabel(list(asked.qname)), qtype, probe.pool_decider(asked))
+    result = resolve(zone, name, DNSLabel(list(asked.qname)), qtype, probe.pool_decider(asked), engine.zones)
     data = explain.report(engine, asked, result)
     lines = [" ".join(line.split()) for line in explain.render(data).splitlines()]
     out = [f"gdns trace for resolver {query.client[0]}" + _ecs(query)]

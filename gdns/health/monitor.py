@@ -30,6 +30,7 @@ from gdns.zone.checks import Check
 from gdns.zone.zoneset import ZoneSet
 
 log = logging.getLogger("gdns.health")
+overrides_log = logging.getLogger("gdns.overrides")
 
 TargetKey = tuple[str, Check]  # (probed address, check)
 RTT_PUBLISH_EVERY = 1.0  # seconds: round-trip-time updates alone are published at most this often
@@ -63,7 +64,8 @@ class HealthMonitor:
         self.observer = observer  # gets probe results and transitions (metrics)
         self.concurrency = concurrency
         self.targets: dict[TargetKey, Target] = {}
-        self.zones: ZoneSet | None = None
+        self.zones: ZoneSet | None = None  # the zones probed: the newest given to update()
+        self.served: ZoneSet | None = None  # the zones answering now: snapshots are made for these
         self.version = 0
         self.session: aiohttp.ClientSession | None = None
         self._limit = asyncio.Semaphore(concurrency)
@@ -71,26 +73,19 @@ class HealthMonitor:
         self._later: asyncio.TimerHandle | None = None
         self._rng = random.Random()
         self._held = False
+        self._member_keys: tuple[ZoneSet | None, frozenset[str]] = (None, frozenset())
+        self._stale: set[str] = set()  # stale overrides already logged
 
     async def start(self) -> None:
         self.session = new_session(self.concurrency)  # one session for the process
 
     def update(self, zones: ZoneSet) -> None:
         """Probe exactly what `zones` needs: start new targets, stop removed ones, keep the
-        state of targets that stay (a reload does not forget what probes learned)."""
-        wanted: dict[TargetKey, set[str]] = {}
-        for zone in zones.zones.values():
-            for pool in zone.pools.values():
-                for member in pool.members():
-                    if member.check is not None:
-                        key = (member.probe or member.address, member.check)
-                        wanted.setdefault(key, set()).add(member.key)
-        for key in list(self.targets):
-            if key not in wanted:
-                target = self.targets.pop(key)
-                if target.task is not None:
-                    target.task.cancel()
-                log.info("stopped probing %s: no member uses it any more", target.label)
+        state of targets that stay (a reload does not forget what probes learned). While held
+        (a reload before its swap), targets only the served zones use are stopped at release()."""
+        wanted = _wanted(zones)
+        if not self._held:
+            self._stop_unwanted(wanted)
         for key, members in wanted.items():
             target = self.targets.get(key)
             if target is None:
@@ -100,6 +95,17 @@ class HealthMonitor:
                 target.task = asyncio.get_running_loop().create_task(self._run(target))
             target.members = members
         self.zones = zones
+        if not self._held:
+            self.served = zones
+            self._note_stale()
+
+    def _stop_unwanted(self, wanted: dict[TargetKey, set[str]]) -> None:
+        for key in list(self.targets):
+            if key not in wanted:
+                target = self.targets.pop(key)
+                if target.task is not None:
+                    target.task.cancel()
+                log.info("stopped probing %s: no member uses it any more", target.label)
 
     async def first_round(self, deadline: float) -> int:
         """Wait until every target has a first result, or `deadline` seconds; return how
@@ -112,7 +118,7 @@ class HealthMonitor:
         return sum(1 for t in self.targets.values() if t.state.up is None)
 
     def snapshot(self, zones: ZoneSet | None = None) -> HealthSnapshot:
-        zones = zones or self.zones
+        zones = zones or self.served
         table = {}
         for zone in zones.zones.values():
             for pool in zone.pools.values():
@@ -125,9 +131,11 @@ class HealthMonitor:
         forced = self.overrides.table.get(member.key)
         if forced is not None:
             state = forced["state"]
-            return MemberHealth(state, self._rtt(member), f"operator override: {state}", forced["since"])
+            reason = f"operator override: {state}"
+            return MemberHealth(state, self._rtt(member), reason, forced["since"], forced=True)
         if member.status != "up":
-            return MemberHealth(member.status, None, f"configured status {member.status} (overrides probes)")
+            reason = f"configured status {member.status} (overrides probes)"
+            return MemberHealth(member.status, None, reason, forced=True)
         if member.check is None:
             return MemberHealth("up", None, "no check: configured status up")
         target = self.targets.get((member.probe or member.address, member.check))
@@ -148,7 +156,9 @@ class HealthMonitor:
         return self.targets.get((member.probe or member.address, member.check))
 
     def republish(self) -> None:
-        """Publish now (an override changed)."""
+        """Publish now (an override changed): for the zones being served, also during a
+        reload, so the change is in the very next answer (the reload's own snapshot for its
+        new zones reads the same overrides)."""
         self._publish()
 
     async def _run(self, target: Target) -> None:
@@ -195,18 +205,61 @@ class HealthMonitor:
             self._later = loop.call_later(RTT_PUBLISH_EVERY, self._publish)
 
     def hold(self) -> None:
-        """Stop publishing (a reload is probing new targets before its zones are served)."""
+        """A reload begins: the zones next given to update() are probed (their new targets get
+        a first round) but not served yet. Meanwhile snapshots are still made and published
+        for the zones being served, so overrides and probe results reach DNS at once, and
+        targets only those zones use keep being probed."""
         self._held = True
 
     def release(self) -> None:
+        """The reload's zones are served from now on (the caller swaps them in at once):
+        snapshots are made for them, and targets no longer used stop."""
         self._held = False
+        if self.zones is not None:
+            self._stop_unwanted(_wanted(self.zones))
+        self.served = self.zones
+        self._note_stale()
+
+    def member_keys(self) -> frozenset[str]:
+        """The keys of every member of the zones being served (worked out once per zone set)."""
+        zones, keys = self._member_keys
+        served = self.served
+        if zones is not served:
+            keys = frozenset()
+            if served is not None:
+                pools = (p for z in served.zones.values() for p in z.pools.values())
+                keys = frozenset(m.key for p in pools for m in p.members())
+            self._member_keys = (served, keys)
+        return keys
+
+    def stale_overrides(self) -> list[str]:
+        """Overrides naming a member the served zones do not have (removed or renamed by a
+        reload, or the zones changed while gdns was stopped). They are kept, have no effect,
+        and apply again if the member comes back; the admin API lists and deletes them."""
+        keys = self.member_keys()
+        return sorted(key for key in self.overrides.table if key not in keys)
+
+    def _note_stale(self) -> None:
+        """Log each override when it becomes stale, and when it applies again."""
+        stale = set(self.stale_overrides())
+        for key in sorted(stale - self._stale):
+            overrides_log.warning(
+                "override of %s (%s) is stale: no such member in the zones; kept without effect "
+                "until the member comes back (DELETE /api/v1/overrides?member=... removes it)",
+                key,
+                self.overrides.get(key),
+            )
+        for key in sorted(self._stale - stale):
+            if key in self.overrides.table:
+                overrides_log.warning("override of %s (%s) applies again", key, self.overrides.get(key))
+        self._stale = stale
 
     def _publish(self) -> None:
         self._soon = False
         if self._later is not None:
             self._later.cancel()
             self._later = None
-        if self.zones is not None and not self._held:
+        if self.served is not None:
             self.publish(self.snapshot())
 
     async def close(self) -> None:
@@ -218,3 +271,15 @@ class HealthMonitor:
             self._later.cancel()
         if self.session is not None:
             await self.session.close()
+
+
+def _wanted(zones: ZoneSet) -> dict[TargetKey, set[str]]:
+    """The targets `zones` needs, each with the keys of the members it decides."""
+    wanted: dict[TargetKey, set[str]] = {}
+    for zone in zones.zones.values():
+        for pool in zone.pools.values():
+            for member in pool.members():
+                if member.check is not None:
+                    key = (member.probe or member.address, member.check)
+                    wanted.setdefault(key, set()).add(member.key)
+    return wanted

@@ -15,6 +15,7 @@ class MemberHealth:
     rtt: float | None = None  # smoothed round-trip time in seconds; None = not measured
     reason: str = "configured"
     since: float | None = None  # wall-clock time of the last up/down change, when probed
+    forced: bool = False  # the state was set by a person (override, configured status), not probes
 
     @property
     def eligible(self) -> bool:
@@ -43,5 +44,6 @@ class HealthSnapshot:
                     reason = f"configured status {member.status}"
                     if member.check is not None and member.status == "up":
                         reason += f"; check {member.check.name or member.check.type} not probed here"
-                    table[member.key] = MemberHealth(member.status, None, reason)
+                    forced = member.status != "up"
+                    table[member.key] = MemberHealth(member.status, None, reason, forced=forced)
         return cls(MappingProxyType(table), version)

@@ -20,7 +20,7 @@ class TargetState:
     last_ok: bool | None = None
     last_reason: str = "not probed yet"
     last_time: float = 0.0
-    rtt: float | None = None  # smoothed round-trip time of successful probes, seconds
+    rtt: float | None = None  # smoothed RTT of successful probes since the last outage, seconds
 
     def record(self, ok: bool, reason: str, rtt: float | None, now: float) -> bool:
         """Add one probe result; return True when up/down changed."""
@@ -33,6 +33,10 @@ class TargetState:
         else:
             self.failures += 1
             self.successes = 0
+            if self.up is False:
+                # While down, the average holds only the successes in a row since the last
+                # failure: the ones that bring the target back up (see below).
+                self.rtt = None
         if self.up is None:
             self.up, self.since = ok, now
             return True
@@ -40,6 +44,8 @@ class TargetState:
             self.up, self.since = True, now
             return True
         if self.up and self.failures >= self.fall:
-            self.up, self.since = False, now
+            # Forget the RTT of before the outage: a target that comes back (often on another
+            # host, path or load) is ranked on the probes since, not on a stale average.
+            self.up, self.since, self.rtt = False, now, None
             return True
         return False

@@ -258,7 +258,11 @@ def reload_json(state) -> dict:
 
 async def overrides_view(request: web.Request) -> web.Response:
     monitor = request.app[STATE].monitor
-    table = monitor.overrides.table if monitor else {}
+    if monitor is None:
+        return web.json_response({"overrides": {}})
+    # Stale: the member is in none of the zones served (the override is kept, without effect).
+    stale = set(monitor.stale_overrides())
+    table = {key: {**entry, "stale": key in stale} for key, entry in monitor.overrides.table.items()}
     return web.json_response({"overrides": table})
 
 

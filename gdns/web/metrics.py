@@ -223,8 +223,9 @@ def _le(bound: float) -> str:
 
 
 class MemberCollector:
-    """gdns_member_up and gdns_member_override, read from the current zones and health
-    snapshot at scrape time (so they are never stale and cost nothing between scrapes)."""
+    """gdns_member_up, gdns_member_override and gdns_member_overrides_stale, read from the
+    current zones and health snapshot at scrape time (so they are never out of date and cost
+    nothing between scrapes)."""
 
     def __init__(self, state):
         self.state = state  # anything with .engine (zones, health) and .monitor (overrides)
@@ -245,8 +246,13 @@ class MemberCollector:
             "1 for each operator override (up, down or drain) in force.",
             labels=["pool", "group", "member", "state"],
         )
+        stale = GaugeMetricFamily(
+            "gdns_member_overrides_stale",
+            "Operator overrides naming a member that no zone served has (kept, without effect).",
+        )
         engine = getattr(self.state, "engine", None)
         monitor = getattr(self.state, "monitor", None)
+        stale.add_metric([], float(len(monitor.stale_overrides())) if monitor is not None else 0.0)
         if engine is not None:
             for zone in engine.zones.zones.values():
                 for pool in zone.pools.values():
@@ -259,3 +265,4 @@ class MemberCollector:
                                 forced.add_metric(labels + [state], 1.0)
         yield up
         yield forced
+        yield stale

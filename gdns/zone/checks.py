@@ -11,26 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
+from gdns.zone.duration import check_seconds
 from gdns.zone.errors import Path
 from gdns.zone.model import Strict, validate
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-
-
-def parse_interval(value: Any) -> Any:
-    """Seconds as a number, or a duration such as "500ms", "2s", "1.5s", "1m"."""
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if not match:
-            raise ValueError(f"{value!r} is not a duration (use seconds, or e.g. 500ms, 2s, 1m)")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-Interval = Annotated[float, BeforeValidator(parse_interval), Field(gt=0, le=86400, allow_inf_nan=False)]
+Interval = Annotated[float, BeforeValidator(check_seconds), Field(gt=0, le=86400, allow_inf_nan=False)]
 _STATUS_RANGE = re.compile(r"^([1-5]\d\d)\s*-\s*([1-5]\d\d)$")
 
 

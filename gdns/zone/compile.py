@@ -13,6 +13,7 @@ from dnslib import QTYPE, SOA, DNSBuffer, DNSLabel
 
 from gdns.zone import rdata
 from gdns.zone.checks import compile_checks
+from gdns.zone.duration import ttl_seconds
 from gdns.zone.errors import Path, ZoneError, format_path
 from gdns.zone.memory import give_back
 from gdns.zone.model import (
@@ -20,7 +21,6 @@ from gdns.zone.model import (
     SOAModel,
     Strict,
     ZoneModel,
-    parse_duration,
     unknown_key_message,
     validate,
 )
@@ -224,7 +224,7 @@ class _Compiler:
             return False
         try:
             origin = DNSLabel(".") if text == "." else rdata.absolute_name(text)
-            ttl = 300 if ttl is None else parse_duration(ttl)
+            ttl = 300 if ttl is None else ttl_seconds(ttl)
         except (rdata.RdataError, ValueError):
             return False
         if type(ttl) is not int or not 0 <= ttl <= 2**31 - 1:
@@ -473,6 +473,16 @@ class _Compiler:
                 target = name_key(rd.label)
                 if _under(target, apex) and not (_types(nodes.get(target)).keys() & _GLUE_TYPES):
                     where = ("ns",) if name == apex else paths.path(name) + ("NS",)
+                    if target in self.pool_paths:
+                        # A pool has no static A/AAAA; its answers change with health and client,
+                        # while a name server's addresses go out as glue with the NS set and are
+                        # cached with it: they must be static.
+                        self.error(
+                            where,
+                            f"name server {rd.label} is a pool ({format_path(self.pool_paths[target])}); "
+                            "a name server's addresses must be static A/AAAA records, not a pool",
+                        )
+                        continue
                     self.error(
                         where, f"name server {rd.label} is inside the zone but has no A or AAAA record"
                     )

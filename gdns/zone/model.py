@@ -7,32 +7,16 @@ only knows what keys exist and what kind of value each takes.
 from __future__ import annotations
 
 import difflib
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from gdns.zone.duration import ttl_seconds
 from gdns.zone.errors import Path
 from gdns.zone.rdata import describe
 from gdns.zone.yamlsafe import Document
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^(?:(\d+)([smhdw]))+$")
-_DIGITS = re.compile(r"^\d+$")
-
-
-def parse_duration(value: Any) -> Any:
-    """Seconds as an integer, or a duration such as "90s", "5m", "1h30m", "1d"."""
-    if isinstance(value, str) and _DIGITS.match(value):
-        return int(value)
-    if isinstance(value, str) and _DURATION.match(value):
-        return sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", value))
-    if isinstance(value, str):
-        raise ValueError(f"{value!r} is not a duration (use seconds, or e.g. 30s, 5m, 1h, 1d)")
-    return value
-
-
-Seconds = Annotated[int, BeforeValidator(parse_duration), Field(ge=0, le=2**31 - 1)]
+Seconds = Annotated[int, BeforeValidator(ttl_seconds), Field(ge=0, le=2**31 - 1)]
 
 
 class Strict(BaseModel):

@@ -223,6 +223,19 @@ def test_cname_out_of_zone_is_just_the_cname(ask):
     assert not reply.authority
 
 
+def test_cname_into_another_served_zone_is_followed_to_its_pool(ask):
+    """tozone.test.example -> api.gslb.example.com (zones/, a failover pool whose primary is
+    down): gdns serves both zones, so it follows into the other one (RFC 1034 4.3.2)."""
+    reply = ask("tozone.test.example", "A")
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AA
+    assert [(r.name.to_text(), r.rdtype) for r in reply.answer] == [
+        ("tozone.test.example.", CNAME),
+        ("api.gslb.example.com.", A),
+    ]
+    assert [r.address for r in rrset(reply.answer, "api.gslb.example.com.", A)] == ["198.51.100.30"]
+    assert not reply.authority
+
+
 # -- wildcards (RFC 4592) ----------------------------------------------------------------------
 
 

@@ -189,3 +189,22 @@ def test_explain_bad_arguments_exit_2(zones, args):
     result = gdns("geo.pools.example", "--zones", str(zones), *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "error" in result.stderr and not result.stdout
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("geo..pools.example", "'geo..pools.example' has an empty label"),
+        (".geo.pools.example.", "'.geo.pools.example.' has an empty label"),
+        ("geo.pools.example..", "'geo.pools.example..' has an empty label"),
+        ("", "the name is empty"),
+        ("x" * 64 + ".pools.example", "has a label longer than 63 octets"),
+        (".".join(["x" * 60] * 5), "is longer than 255 octets"),
+    ],
+)
+def test_explain_rejects_names_no_query_could_carry(zones, name, message):
+    """An empty label used to be dropped, so `a..example.` was explained as `a.example.`."""
+    result = gdns(name, "--client", CLIENT, "--zones", str(zones))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("gdns: error: ") and message in result.stderr
+    assert not result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -14,7 +15,7 @@ import dns.edns
 import pytest
 
 from gdns.logs import JsonFormatter, label_text
-from tests.conftest import GdnsServer, wait_for
+from tests.conftest import ROOT, GdnsServer, wait_for
 
 BASE = {"time", "level", "logger", "message"}
 QUERY_FIELDS = {
@@ -130,6 +131,54 @@ def test_every_line_is_json_with_transitions_reloads_overrides_and_errors(zone_d
     assert any("logs.yaml:" in r["message"] and "192.0.2.999" in r["message"] for r in records)
     assert records[-1]["message"] == "shutting down"
     assert not server.queries()  # the query log is off by default
+
+
+def serve_and_fail(*args: str) -> tuple[int, list[dict]]:
+    """`gdns serve ARGS` expected to stop before serving: (exit status, JSON records)."""
+    cmd = [sys.executable, "-m", "gdns", "serve", "--listen", "127.0.0.1:0", "--no-web", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    records = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
+    assert all(set(r) >= BASE and r["time"].endswith("Z") for r in records), done.stderr
+    return done.returncode, records
+
+
+def test_startup_errors_are_json_records_in_json_mode(zone_dir, tmp_path):
+    """Problems that stop start-up keep stderr all JSON: ERROR records of the `gdns` logger."""
+    code, records = serve_and_fail("--zones", str(tmp_path / "missing"), "--log-format", "json")
+    assert code == 1 and [(r["level"], r["logger"]) for r in records] == [("ERROR", "gdns")]
+    assert records[0]["message"] == f"{tmp_path / 'missing'}: zones folder does not exist"
+
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+    code, records = serve_and_fail("--zones", str(zone_dir), "--state-file", str(state), "--log-format=json")
+    assert code == 1 and records[-1]["level"] == "ERROR"
+    assert records[-1]["message"].startswith(f"state file {state}: cannot be read")
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_zone(bad, "192.0.2.999")
+    (bad / "logs.yaml").write_text((bad / "logs.yaml").read_text().replace("origin:", "ttl: 500ms\norigin:"))
+    code, records = serve_and_fail("--zones", str(bad), "--log-format", "json")
+    assert code == 1 and all(r["level"] == "ERROR" and r["logger"] == "gdns" for r in records)
+    first, second, summary = records
+    path = str(bad / "logs.yaml")
+    assert (first["file"], first["line"], first["column"], first["path"]) == (path, 1, 6, "ttl")
+    assert first["message"].startswith(f"{path}:1:6: ttl: '500ms' is not a whole number of seconds")
+    assert second["path"] == "records.www.A" and "192.0.2.999" in second["message"]
+    assert summary["message"] == f"2 problem(s) in the zones in {bad}; not starting"
+
+    code, records = serve_and_fail("--zones", str(zone_dir), "--listen", "127.0.0.1:99999", "--log-f", "json")
+    assert code == 2 and len(records) == 1 and records[0]["level"] == "ERROR"
+    wanted = "argument --listen: listen address '127.0.0.1:99999': port must be 0-65535"
+    assert records[0]["message"] == wanted
+    assert records[0]["usage"] == "gdns serve --help"
+
+
+def test_startup_errors_stay_text_in_text_mode(zone_dir, tmp_path):
+    cmd = [sys.executable, "-m", "gdns", "serve", "--zones", str(tmp_path / "missing"), "--no-web"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert done.returncode == 1
+    assert done.stderr == f"gdns: error: {tmp_path / 'missing'}: zones folder does not exist\n"
 
 
 def test_sample_1_logs_every_query_with_its_fields(zone_dir, json_server):

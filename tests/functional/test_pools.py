@@ -327,9 +327,14 @@ def test_nodata_with_soa(server, tcp, name, qtype):
     assert_nodata(ask(server, f"{name}.pools.example", qtype, ecs="198.51.100.0/24", tcp=tcp))
 
 
-def test_when_all_down_all_answers_every_member(server, tcp):
+def test_when_all_down_all_answers_every_member_an_operator_did_not_take_out(server, tcp):
+    """.91 and .92 are down by their probes and answered; .90 is configured down: left out."""
     reply = ask(server, "down-all.pools.example", tcp=tcp)
     assert sorted(addresses(reply)) == ["192.0.2.91", "192.0.2.92"]
+
+
+def test_when_all_down_all_with_every_member_taken_out_by_hand_is_nodata(server, tcp):
+    assert_nodata(ask(server, "down-forced.pools.example", tcp=tcp))
 
 
 def test_when_all_down_fallback_by_family(server, tcp):
@@ -341,7 +346,7 @@ def test_when_all_down_servfail_never_nxdomain(server, tcp):
     reply = ask(server, "down-servfail.pools.example", ecs="192.0.2.0/24", tcp=tcp)
     assert reply.rcode() == dns.rcode.SERVFAIL
     assert not reply.answer
-    for name in ("down-all", "down-fallback", "down-nodata", "down-servfail"):
+    for name in ("down-all", "down-forced", "down-fallback", "down-nodata", "down-servfail"):
         for qtype in ("A", "AAAA", "TXT", "MX"):
             assert ask(server, f"{name}.pools.example", qtype, tcp=tcp).rcode() != dns.rcode.NXDOMAIN
 

@@ -1,5 +1,5 @@
 """The /status page as a person sees it: the real `gdns serve`, rendered by headless Chromium
-(its JavaScript fetches /api/v1/pools and /api/v1/reload), checked in the rendered DOM, and
+(its JavaScript fetches /api/v1/pools, /reload and /overrides), checked in the rendered DOM, and
 photographed. Skipped only when Chromium is missing outside CI; in CI it must run.
 """
 
@@ -163,7 +163,9 @@ def _run(tmp_path: Path, start_server, backend: Backend) -> None:
     zone.write_text(yaml.safe_dump(doc, sort_keys=False))
     drained = f"{WWW}/eu/192.0.2.12"
     state = tmp_path / "state.json"  # an operator drained .12 before this start
-    state.write_text(json.dumps({"overrides": {drained: {"state": "drain", "since": time.time() - 120}}}))
+    gone = f"old.{ORIGIN}./default/192.0.2.99"  # and forced down a member since removed
+    entries = {drained: {"state": "drain", "since": time.time() - 120}, gone: {"state": "down", "since": 0}}
+    state.write_text(json.dumps({"overrides": entries}))
     server = start_server(zones, "--state-file", str(state), "--reload-interval", "0.1")
     for _ in range(20):
         server.query(f"www.{ORIGIN}", "A", timeout=2.0)
@@ -224,6 +226,12 @@ def _run(tmp_path: Path, start_server, backend: Backend) -> None:
     assert row(WWW, "192.0.2.10").find_all(lambda n: n.tag == "td")[3].text == "no check"
     share = row(WWW, "192.0.2.10").find_all(lambda n: n.tag == "td")[6].text
     assert share == "100.0 %", share  # failover: every answer from the first group's one up member
+
+    stale = page.find_all(lambda n: "data-stale" in n.attrs)
+    assert [n.attrs["data-stale"] for n in stale] == [gone]
+    assert stale[0].text == f"{gone}: forced down"
+    assert "stale overrides" in page.find(lambda n: n.attrs.get("id") == "stale-title").text
+    assert drained not in page.find(lambda n: n.attrs.get("id") == "stale").text
 
     outcome = page.find(lambda n: n.attrs.get("id") == "reload-outcome")
     assert outcome.text.startswith("last reload FAILED — still serving the previous zones"), outcome.text

@@ -485,6 +485,17 @@ def test_force_down_drain_and_undo_change_the_answers(srv):
     assert unoverride(srv, KEY_11).status == 200
     assert "192.0.2.11" not in answered_over(srv, "www.w.example", 30)
 
+    # Every member out by hand (.11 by the zone file): `when_all_down: all` does not bring them
+    # back, since they were taken out on purpose; the pool answers NODATA.
+    assert override(srv, KEY_10, "down").status == 200
+    assert override(srv, KEY_12, "drain").status == 200
+    reply = ask(srv, "www.w.example")
+    assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
+    assert [rr.rdtype for rr in reply.authority] == [dns.rdatatype.SOA]
+    assert unoverride(srv, KEY_10).status == 200
+    assert unoverride(srv, KEY_12).status == 200
+    assert answered_over(srv, "www.w.example", 40) == {"192.0.2.10", "192.0.2.12"}
+
 
 def test_admin_is_off_without_a_token(tmp_path, start_server, monkeypatch):
     monkeypatch.delenv("GDNS_ADMIN_TOKEN", raising=False)
@@ -527,7 +538,10 @@ def test_a_hand_edited_state_file_keeps_its_good_entries(tmp_path, start_server)
     state.write_text(json.dumps({"overrides": entries}))
     server = start_server(zones, "--state-file", str(state))
     table = api(server, "/api/v1/overrides").json["overrides"]
-    assert table == {KEY_10: {"state": "down", "since": 0.0}, KEY_11: {"state": "up", "since": 0.0}}
+    assert table == {
+        KEY_10: {"state": "down", "since": 0.0, "stale": False},
+        KEY_11: {"state": "up", "since": 0.0, "stale": False},
+    }
     assert answered_over(server, "www.w.example", 40) == {"192.0.2.11", "192.0.2.12"}
     assert "ignoring the override of" in server.log()
 
@@ -575,11 +589,83 @@ def test_overrides_survive_a_restart(tmp_path, start_server, token_file):
 
     second = start_server(zones, *args)
     table = api(second, "/api/v1/overrides").json["overrides"]
-    assert table == {KEY_12: {"state": "drain", "since": since}}
+    assert table == {KEY_12: {"state": "drain", "since": since, "stale": False}}
     assert member_json(second, KEY_12)["state"] == "drain"
     assert answered_over(second, "www.w.example", 30) == {"192.0.2.10"}
     assert unoverride(second, KEY_12).status == 200
     assert json.loads(state.read_text()) == {"overrides": {}}
+
+
+def test_an_override_during_a_reload_applies_at_once(tmp_path, start_server, backend, token_file):
+    """A reload waits (up to --first-probe-deadline) for the first probes of its new targets;
+    an override set meanwhile changes the answers of the zones being served at once, and
+    stays in force in the reloaded zones."""
+    hang = backend("127.0.0.63")
+    hang.delay = 60  # the reload's new target never answers: the reload waits the deadline
+    write_zone(tmp_path, ORIGIN, www_pool())
+    args = ("--admin-token-file", str(token_file), "--reload-interval", "0.05", "--first-probe-deadline", "4")
+    server = start_server(tmp_path, *args)
+    assert answered_over(server, "www.w.example", 30) == {"192.0.2.10", "192.0.2.12"}
+    mark = len(server.lines)
+    pools = www_pool() | {"slow": {"members": [{"address": "127.0.0.63", "check": "slow"}]}}
+    write_zone(tmp_path, ORIGIN, pools, {"slow": http_check(hang, 30, 20)})
+    assert wait_for(lambda: hang.arrived >= 1, timeout=3)  # the reload is in its probe round
+    assert override(server, KEY_12, "down").status == 200
+    assert answered_over(server, "www.w.example", 30) == {"192.0.2.10"}  # at once ...
+    assert not server.wait_for_log("zones reloaded", 0, start=mark)  # ... before the swap
+    assert server.wait_for_log("zones reloaded", 8, start=mark)
+    assert answered_over(server, "www.w.example", 30) == {"192.0.2.10"}  # and after it
+    assert member_json(server, KEY_12)["state"] == "down"
+
+
+def test_overrides_of_members_that_are_gone_are_kept_stale_and_can_be_deleted(
+    tmp_path, start_server, token_file
+):
+    """An override whose member a reload (or an edit while gdns was stopped) removed is kept,
+    without effect, shown as stale in the API and metrics and logged; it applies again if the
+    member comes back, and DELETE removes it."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    write_zone(zones, ORIGIN, www_pool())
+    gone = f"old.{ORIGIN}./default/192.0.2.99"
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"overrides": {gone: {"state": "down", "since": 1.0}}}))
+    args = ("--admin-token-file", str(token_file), "--state-file", str(state), "--reload-interval", "0.05")
+    server = start_server(zones, *args)
+    assert server.wait_for_log(f"override of {gone} (down) is stale: no such member in the zones", 1)
+    assert api(server, "/api/v1/overrides").json["overrides"] == {
+        gone: {"state": "down", "since": 1.0, "stale": True}
+    }
+    assert metric(metrics(server), "gdns_member_overrides_stale") == 1
+
+    # A reload takes .12 away while it is drained: stale, logged once, kept in the state file.
+    assert override(server, KEY_12, "drain").status == 200
+    assert api(server, "/api/v1/overrides").json["overrides"][KEY_12]["stale"] is False
+    mark = len(server.lines)
+    pool = www_pool()
+    pool["www"]["groups"]["main"]["members"].pop()
+    write_zone(zones, ORIGIN, pool)
+    assert server.wait_for_log(f"override of {KEY_12} (drain) is stale", 5, start=mark)
+    table = api(server, "/api/v1/overrides").json["overrides"]
+    assert {key: entry["stale"] for key, entry in table.items()} == {gone: True, KEY_12: True}
+    assert metric(metrics(server), "gdns_member_overrides_stale") == 2
+    assert set(json.loads(state.read_text())["overrides"]) == {gone, KEY_12}
+
+    # It comes back: the drain applies again, as the operator left it.
+    mark = len(server.lines)
+    write_zone(zones, ORIGIN, www_pool())
+    assert server.wait_for_log(f"override of {KEY_12} (drain) applies again", 5, start=mark)
+    assert member_json(server, KEY_12)["state"] == "drain"
+    assert answered_over(server, "www.w.example", 30) == {"192.0.2.10"}
+
+    # The one that stays gone is deleted through the API.
+    assert unoverride(server, gone).status == 200
+    assert api(server, "/api/v1/overrides").json["overrides"] == {
+        KEY_12: {"state": "drain", "since": table[KEY_12]["since"], "stale": False}
+    }
+    assert metric(metrics(server), "gdns_member_overrides_stale") == 0
+    assert set(json.loads(state.read_text())["overrides"]) == {KEY_12}
+    assert server.log().count(f"override of {KEY_12} (drain) is stale") == 1
 
 
 @pytest.mark.parametrize("where", ["parent-is-a-file", "proc"])
@@ -685,6 +771,63 @@ def test_readyz_is_503_during_a_slow_first_probe_round(tmp_path, backend, token_
         thread.join(15)
         for server in started:
             server.stop()
+
+
+def test_queries_during_the_first_probe_round_wait_and_are_answered(tmp_path, backend):
+    """UDP and TCP alike: the sockets are bound (and TCP listening) before the first probe
+    round, so a TCP client is not refused in that window; its query waits, like a datagram in
+    the UDP buffer, and both are answered once gdns is ready (bounded by the deadline)."""
+    hang = backend("127.0.0.62")
+    hang.delay = 60
+    members = [{"address": "127.0.0.62", "check": "slow"}, {"address": "192.0.2.20"}]
+    write_zone(tmp_path, ORIGIN, {"www": {"members": members}}, {"slow": http_check(hang, 30, 20)})
+    web_port, dns_port = _free_port(), _free_port()
+    args = ("--web", f"127.0.0.1:{web_port}", "--first-probe-deadline", "3")
+    started: list[GdnsServer] = []
+    thread = threading.Thread(target=lambda: started.append(GdnsServer(tmp_path, *args, dns_port=dns_port)))
+    thread.daemon = True
+    thread.start()
+    try:
+
+        def not_ready() -> bool:
+            with contextlib.suppress(OSError):
+                return http(f"http://127.0.0.1:{web_port}/readyz").status == 503
+            return False
+
+        assert wait_for(not_ready, timeout=3)
+        query = dns.message.make_query(f"ns1.{ORIGIN}", "A")
+        wire = query.to_wire()
+        with (
+            socket.create_connection(("127.0.0.1", dns_port), timeout=1) as tcp,  # not refused
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        ):
+            tcp.sendall(struct.pack("!H", len(wire)) + wire)
+            udp.sendto(wire, ("127.0.0.1", dns_port))
+            sent = time.monotonic()
+            assert http(f"http://127.0.0.1:{web_port}/readyz").status == 503  # still in the round
+            tcp.settimeout(8)
+            udp.settimeout(8)
+            size = struct.unpack("!H", _read_exactly(tcp, 2))[0]
+            over_tcp = dns.message.from_wire(_read_exactly(tcp, size))
+            over_udp = dns.message.from_wire(udp.recv(65535))
+        waited = time.monotonic() - sent
+        for reply in (over_tcp, over_udp):
+            assert reply.id == query.id and reply.rcode() == dns.rcode.NOERROR
+            assert [rr.address for rr in reply.answer[0]] == ["192.0.2.53"]
+        assert waited > 0.5, waited  # held until the round ended, not answered early
+    finally:
+        thread.join(15)
+        for server in started:
+            server.stop()
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
 
 
 def test_member_up_follows_probes_and_overrides(tmp_path, start_server, backend, token_file):

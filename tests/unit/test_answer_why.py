@@ -93,6 +93,19 @@ def test_why6_asks_about_aaaa(engine):
     assert "outcome answer: 2001:db8::10; ttl 30" in text
 
 
+@pytest.mark.parametrize(
+    ("label", "listed", "not_listed"),
+    [("_why6", "2001:db8::", "192.0.2."), ("_why", "192.0.2.", "2001:db8::")],
+)
+def test_the_trace_lists_only_the_asked_familys_members(engine, label, listed, not_listed):
+    """app has 192.0.2.10, .11 and 2001:db8::10 in one group: an AAAA trace shows the IPv6
+    member only, an A trace the IPv4 ones (the others play no part in the decision)."""
+    text = lines(ask(engine, f"{label}.app.gslb.example.com"))
+    members = [t for t in text if " weight " in t]
+    assert members and all(t.startswith(listed) for t in members), members
+    assert not any(t.startswith(not_listed) for t in text)
+
+
 def test_owner_is_the_query_name_in_lower_case(engine):
     # The codec puts the client's spelling back on the wire (owner names point at the question).
     answer = ask(engine, "_Why.APP.gslb.example.com")

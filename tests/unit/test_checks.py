@@ -143,7 +143,18 @@ def test_body_checks():
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("2s", 2.0), ("1.5s", 1.5), ("1m", 60.0), ("2", None), ("0.25", None)],
+    [
+        ("500ms", 0.5),
+        ("2s", 2.0),
+        ("1.5s", 1.5),
+        ("1m", 60.0),
+        ("1m30s", 90.0),
+        ("1s250ms", 1.25),
+        ("0.5m", 30.0),
+        ("1d", 86400.0),
+        ("2", None),
+        ("0.25", None),
+    ],
 )
 def test_durations(text, seconds):
     """Strings carry a unit; bare numbers are seconds."""
@@ -271,7 +282,11 @@ L = CHECKS_LINE
         ),
         ("web: {interval: 5 s}", f"z.yaml:{L}:19: checks.web.interval: '5 s' is not a duration"),
         ("web: {interval: 0}", f"z.yaml:{L}:19: checks.web.interval: "),
-        ("web: {interval: 1d}", f"z.yaml:{L}:19: checks.web.interval: '1d' is not a duration"),
+        ("web: {interval: 2d}", f"z.yaml:{L}:19: checks.web.interval: input should be less than or equal to"),
+        (
+            "web: {interval: 30s1m}",
+            f"z.yaml:{L}:19: checks.web.interval: '30s1m' is not a duration: give each unit once",
+        ),
         ("web: {port: 0}", f"z.yaml:{L}:15: checks.web.port: "),
         ("web: {rise: 0}", f"z.yaml:{L}:15: checks.web.rise: "),
         ("web: {method: POST}", f"z.yaml:{L}:17: checks.web.method: "),

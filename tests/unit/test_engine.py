@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dnslib import CLASS, QTYPE
 
-from gdns.answer.engine import NOERROR, NXDOMAIN, REFUSED, Engine, lookup
+from gdns.answer.engine import MAX_CHAIN, NOERROR, NXDOMAIN, REFUSED, Engine, lookup
 from gdns.answer.types import Answer, Query
 from gdns.zone.loader import load_zones
 from gdns.zone.zoneset import Node
@@ -48,6 +48,29 @@ records:
   long9: {CNAME: long10.extra.example.}
   long10: {CNAME: long11.extra.example.}
   long11: {A: 192.0.2.11}
+  loopb: {CNAME: loopa.cross.example.}
+  topool: {CNAME: web.cross.example.}
+"""
+
+# CNAMEs from one zone into others that gdns also serves (RFC 1034 4.3.2 step 3a).
+CROSS_ZONE = """\
+origin: cross.example.
+soa: {mname: ns1.cross.example., rname: hostmaster.cross.example., minimum: 50}
+ns: [ns1.cross.example.]
+records:
+  ns1: {A: 192.0.2.1}
+  toextra: {CNAME: long11.extra.example.}
+  tochain: {CNAME: chain1.test.example.}
+  todangling: {CNAME: nothere.extra.example.}
+  tochild: {CNAME: www.sub.extra.example.}
+  todelegated: {CNAME: www.child.test.example.}
+  loopa: {CNAME: loopb.extra.example.}
+  tolong: {CNAME: long2.extra.example.}
+  topool: {CNAME: topool.extra.example.}
+pools:
+  web:
+    ttl: 20
+    members: [{address: 192.0.2.70}, {address: "2001:db8::70"}]
 """
 
 NESTED_ZONE = """\
@@ -75,7 +98,9 @@ def engine(tmp_path_factory) -> Engine:
     (folder / "extra.yaml").write_text(EXTRA_ZONE)
     (folder / "deeper.yaml").write_text(NESTED_ZONE)
     (folder / "sub.yaml").write_text(CHILD_ZONE)
-    files = [DATA / "test.example.yaml", *(folder / f"{name}.yaml" for name in ("extra", "deeper", "sub"))]
+    (folder / "cross.yaml").write_text(CROSS_ZONE)
+    names = ("extra", "deeper", "sub", "cross")
+    files = [DATA / "test.example.yaml", *(folder / f"{name}.yaml" for name in names)]
     zones = load_zones(files)
     # A node without rrsets: the loader refuses to build one, the engine must still cope.
     extra = zones.zones[EXTRA]
@@ -86,7 +111,8 @@ def engine(tmp_path_factory) -> Engine:
 
 def ask(engine: Engine, qname: str, qtype: int = A, qclass: int = CLASS.IN) -> Answer:
     labels = tuple(label.encode() for label in qname.rstrip(".").split(".") if label)
-    query = Query(id=1, flags=0, qname=labels, qtype=qtype, qclass=qclass, transport="udp", client=("", 0))
+    client = ("192.0.2.99", 0)
+    query = Query(id=1, flags=0, qname=labels, qtype=qtype, qclass=qclass, transport="udp", client=client)
     return engine.answer(query)
 
 
@@ -200,10 +226,81 @@ def test_cname_leaving_the_zone(engine):
     assert answer.rcode == NOERROR and not answer.authority
 
 
-def test_cname_into_a_delegated_child_stops_at_the_cname(engine):
+def test_cname_into_a_delegated_child_we_also_serve_follows_into_it(engine):
+    """The child zone is the most specific zone for the target: RFC 1034 4.3.2 picks it."""
     answer = ask(engine, "tochild.extra.example")
-    assert rows(answer.answer) == [("tochild.extra.example.", "CNAME", "www.sub.extra.example.")]
+    assert rows(answer.answer) == [
+        ("tochild.extra.example.", "CNAME", "www.sub.extra.example."),
+        ("www.sub.extra.example.", "A", "203.0.113.80"),
+    ]
     assert answer.aa and answer.rcode == NOERROR and not answer.authority
+
+
+def test_cname_into_a_delegated_child_we_do_not_serve_stops_at_the_cname(engine):
+    answer = ask(engine, "todelegated.cross.example")
+    assert rows(answer.answer) == [("todelegated.cross.example.", "CNAME", "www.child.test.example.")]
+    assert answer.aa and answer.rcode == NOERROR and not answer.authority
+
+
+def test_cname_into_another_zone_we_serve_is_followed(engine):
+    answer = ask(engine, "toextra.cross.example")
+    assert rows(answer.answer) == [
+        ("toextra.cross.example.", "CNAME", "long11.extra.example."),
+        ("long11.extra.example.", "A", "192.0.2.11"),
+    ]
+    assert answer.aa and answer.rcode == NOERROR and not answer.authority
+
+
+def test_cname_chain_continues_through_the_other_zone(engine):
+    answer = ask(engine, "tochain.cross.example")
+    assert rows(answer.answer) == [
+        ("tochain.cross.example.", "CNAME", "chain1.test.example."),
+        ("chain1.test.example.", "CNAME", "chain2.test.example."),
+        ("chain2.test.example.", "CNAME", "host.test.example."),
+        ("host.test.example.", "A", "192.0.2.2"),
+    ]
+
+
+def test_cname_dangling_in_another_zone_is_nxdomain_with_that_zones_soa(engine):
+    """RFC 6604: the rcode is the last name's; the SOA is of the zone that said so."""
+    answer = ask(engine, "todangling.cross.example")
+    assert rows(answer.answer) == [("todangling.cross.example.", "CNAME", "nothere.extra.example.")]
+    assert_negative(answer, NXDOMAIN, "extra.example.", ttl=30)
+
+
+def test_cname_nodata_in_another_zone(engine):
+    answer = ask(engine, "toextra.cross.example", TXT)
+    assert answer.answer[0].rtype == CNAME and len(answer.answer) == 1
+    assert_negative(answer, NOERROR, "extra.example.", ttl=30)
+
+
+def test_cname_loop_across_zones_stops(engine):
+    answer = ask(engine, "loopa.cross.example")
+    assert rows(answer.answer) == [
+        ("loopa.cross.example.", "CNAME", "loopb.extra.example."),
+        ("loopb.extra.example.", "CNAME", "loopa.cross.example."),
+    ]
+    assert answer.rcode == NOERROR and not answer.authority
+
+
+def test_cname_chain_limit_counts_every_zone(engine):
+    """tolong -> long2 ... long11: ten CNAMEs, over MAX_CHAIN (8) wherever they are."""
+    answer = ask(engine, "tolong.cross.example")
+    assert [rr.rtype for rr in answer.answer] == [CNAME] * (MAX_CHAIN + 1)
+
+
+@pytest.mark.parametrize("qtype, address", [(A, "192.0.2.70"), (AAAA, "2001:db8::70")])
+def test_cname_into_a_pool_in_another_zone_answers_from_the_pool(engine, qtype, address):
+    """topool.cross -> topool.extra -> web.cross (a pool): answered by the pool's decision."""
+    answer = ask(engine, "topool.cross.example", qtype)
+    assert rows(answer.answer) == [
+        ("topool.cross.example.", "CNAME", "topool.extra.example."),
+        ("topool.extra.example.", "CNAME", "web.cross.example."),
+        ("web.cross.example.", QTYPE.get(qtype), address),
+    ]
+    assert answer.answer[-1].ttl == 20
+    assert [d.pool.name for d in answer.decisions] == ["web.cross.example."]
+    assert answer.pool is None  # not the question's own name: not for the fast path's pool table
 
 
 def test_cname_query_type_is_not_chased(engine):

@@ -87,14 +87,14 @@ def test_last_result_is_kept_with_its_reason():
 
 
 def test_rtt_moving_average():
-    state = TargetState(rise=1, fall=1)
+    state = TargetState(rise=1, fall=2)
     state.record(True, "status 200", 0.100, 1.0)
     assert state.rtt == pytest.approx(0.100)  # the first measurement is taken as is
     state.record(True, "status 200", 0.200, 2.0)
     expected = (1 - RTT_WEIGHT) * 0.100 + RTT_WEIGHT * 0.200
     assert state.rtt == pytest.approx(expected)
     state.record(False, "timeout after 1s", None, 3.0)
-    assert state.rtt == pytest.approx(expected)  # failures do not count
+    assert state.rtt == pytest.approx(expected)  # failures do not count (while still up)
     state.record(True, "status 200", 0.050, 4.0)
     expected = (1 - RTT_WEIGHT) * expected + RTT_WEIGHT * 0.050
     assert state.rtt == pytest.approx(expected)
@@ -114,3 +114,31 @@ def test_no_rtt_before_a_success():
     state = TargetState(rise=1, fall=1)
     feed(state, "---")
     assert state.rtt is None
+
+
+def test_rtt_is_forgotten_when_the_target_goes_down():
+    """The latency strategy ranks a recovered target on fresh samples, not on pre-outage ones."""
+    state = TargetState(rise=2, fall=2)
+    for i in range(10):
+        state.record(True, "status 200", 0.010, float(i))
+    assert state.rtt == pytest.approx(0.010)
+    state.record(False, "timeout after 1s", None, 10.0)
+    assert state.rtt == pytest.approx(0.010)  # one failure: still up, still measured
+    assert state.record(False, "timeout after 1s", None, 11.0) is True
+    assert state.up is False and state.rtt is None
+    state.record(True, "status 200", 0.200, 12.0)
+    assert state.rtt == pytest.approx(0.200)  # the first sample after the outage, taken as is
+    assert state.record(True, "status 200", 0.300, 13.0) is True
+    assert state.up is True
+    assert state.rtt == pytest.approx((1 - RTT_WEIGHT) * 0.200 + RTT_WEIGHT * 0.300)
+
+
+def test_rtt_on_recovery_holds_only_the_successes_that_brought_it_back():
+    state = TargetState(rise=3, fall=1)
+    feed(state, "-")
+    state.record(True, "status 200", 0.500, 1.0)  # a lucky success while down ...
+    state.record(False, "timeout after 1s", None, 2.0)  # ... then a failure: forgotten
+    assert state.rtt is None
+    for i in range(3):
+        state.record(True, "status 200", 0.020, 3.0 + i)
+    assert state.up is True and state.rtt == pytest.approx(0.020)

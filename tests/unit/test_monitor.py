@@ -243,12 +243,12 @@ def test_snapshot_overrides_probes_and_reasons():
     key = "www.example.com./{}".format
     up = snap.get(key("a/127.0.0.1"))
     assert up.state == "up" and up.reason == "status 200" and up.rtt is not None and up.rtt < 0.08
-    assert snap.get(key("a/192.0.2.10")).state == "down"
+    assert snap.get(key("a/192.0.2.10")).state == "down" and snap.get(key("a/192.0.2.10")).forced
     assert snap.get(key("a/192.0.2.10")).reason == "configured status down (overrides probes)"
     assert snap.get(key("a/192.0.2.11")).state == "drain"
     assert snap.get(key("a/192.0.2.11")).reason == "configured status drain (overrides probes)"
     down = snap.get(key("b/127.0.0.2"))
-    assert (down.state, down.reason, down.rtt) == ("down", "status 503", None)
+    assert (down.state, down.reason, down.rtt, down.forced) == ("down", "status 503", None, False)
     assert began <= up.since <= time.time() and began <= down.since <= time.time()  # last change
     waiting = snap.get(key("c/127.0.0.3"))
     assert (waiting.state, waiting.reason, waiting.since) == ("up", "not probed yet", None)
@@ -293,6 +293,51 @@ def test_publishes_on_changes():
     versions = [s.version for s in snapshots]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
     assert snapshots[-1].get(key).reason == "status 500"
+
+
+def test_during_a_reload_snapshots_are_for_the_served_zones_and_overrides_apply_at_once():
+    """hold() .. release() is a reload before its swap: an override published meanwhile
+    reaches the zones being served at once, and is in the new zones' snapshot too."""
+    old_key = "old.example.com./default/127.0.0.2"
+    www_key = "www.example.com./default/127.0.0.1"
+
+    async def main():
+        published: list[HealthSnapshot] = []
+        monitor = HealthMonitor(published.append)
+        await monitor.start()
+        try:
+            async with Backend() as kept, Backend("127.0.0.2") as gone:
+                checks = f"web: {{port: {kept.port}, {FAST}}}\ng: {{port: {gone.port}, {FAST}}}\n"
+                served = zones(checks, WWW + "old: {check: g, members: [{address: 127.0.0.2}]}\n")
+                monitor.update(served)
+                assert await monitor.first_round(2.0) == 0
+                new = zones(checks, WWW + "new: {members: [{address: 192.0.2.7}]}\n")
+                monitor.hold()
+                monitor.update(new)
+                assert monitor.served is served and monitor.zones is new
+                (gone_target,) = (t for (a, _), t in monitor.targets.items() if a == "127.0.0.2")
+                monitor.overrides.set(www_key, "drain")
+                monitor.republish()
+                during = published[-1]
+                count = gone.count
+                await asyncio.sleep(0.3)  # the served zones' own target is still probed
+                still_probed = gone.count > count
+                monitor.release()
+                await asyncio.sleep(0)
+                after = monitor.snapshot()
+                return during, still_probed, gone_target, monitor, after
+        finally:
+            await monitor.close()
+
+    during, still_probed, gone_target, monitor, after = asyncio.run(main())
+    assert during.get(www_key).state == "drain"  # at once, not at the swap
+    assert during.get(www_key).forced and during.get(www_key).reason == "operator override: drain"
+    assert during.get(old_key).state == "up" and old_key in during.members  # the served zones'
+    assert "new.example.com./default/192.0.2.7" not in during.members
+    assert still_probed
+    assert gone_target.task.done() and all(a != "127.0.0.2" for a, _ in monitor.targets)
+    assert after.get(www_key).state == "drain"  # carried into the new zones
+    assert old_key not in after.members and "new.example.com./default/192.0.2.7" in after.members
 
 
 # -- schedule and logs ------------------------------------------------------------------------

@@ -473,6 +473,24 @@ def test_when_all_down_all_answers_every_member_of_the_family():
     assert d.notes and "when_all_down is all" in d.notes[0]
 
 
+def test_when_all_down_all_leaves_out_members_an_operator_took_out():
+    """Down or drained by a person (override, configured status): left out of `all`, which
+    answers the members down by their probes; with none of those, nothing (NODATA)."""
+    pool = pool_of(ALL_DOWN.format(policy="all", fallback=""))
+    down = {"192.0.2.10", "192.0.2.21", "2001:db8::10"}
+    health = snapshot(pool, down=down, drain={"192.0.2.20"}, forced={"192.0.2.10", "192.0.2.20"})
+    d = ask(pool, health)
+    assert (d.outcome, addresses(d), d.servfail) == ("all-down:all", ["192.0.2.21"], False)
+    assert "left out 2 member(s) an operator took out; answering the others" in d.notes
+    assert addresses(ask(pool, health, family=6)) == ["2001:db8::10"]  # probe-down: answered
+
+    everyone = {"192.0.2.10", "192.0.2.20", "192.0.2.21"}
+    health = snapshot(pool, down=down, drain={"192.0.2.20"}, forced=everyone)
+    d = ask(pool, health)
+    assert (d.outcome, d.rdatas, d.picked, d.servfail) == ("all-down:all", (), (), False)
+    assert "left out 3 member(s) an operator took out; nothing left to answer (NODATA)" in d.notes
+
+
 def test_when_all_down_fallback_answers_the_familys_fallback_addresses():
     pool, health = all_down("fallback", 'fallback: [192.0.2.250, "2001:db8::250", 192.0.2.251]')
     d = ask(pool, health)

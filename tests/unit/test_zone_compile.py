@@ -92,10 +92,41 @@ def test_soa_fields():
     assert zone.soa.ttl == 3600
 
 
-@pytest.mark.parametrize("text, seconds", [("300", 300), ("'300'", 300), ("5m", 300), ("1h30m", 5400)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("300", 300),
+        ("'300'", 300),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("1d12h", 129600),
+        ("2w", 1209600),
+        ("1.5h", 5400),
+        ("2000ms", 2),
+        ("300.0", 300),
+    ],
+)
 def test_durations(text, seconds):
     zone = zone_of(HEAD.replace("origin: example.com.\n", f"origin: example.com.\nttl: {text}\n"))
     assert rrset(zone, "ns1.example.com.", "A").ttl == seconds
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1.5s", "'1.5s' is not a whole number of seconds: TTLs and SOA timers are whole seconds"),
+        ("500ms", "'500ms' is not a whole number of seconds: TTLs and SOA timers are whole seconds"),
+        ("1.5", "1.5 is not a whole number of seconds: TTLs and SOA timers are whole seconds"),
+        ("30m1h", "'30m1h' is not a duration: give each unit once, largest first (e.g. 1h30m)"),
+        ("5m5m", "'5m5m' is not a duration: give each unit once, largest first (e.g. 1h30m)"),
+        ("1m30", "'1m30' is not a duration (e.g. 300, 30s, 5m, 1h30m, 1d, 500ms)"),
+        ("5M", "'5M' is not a duration (e.g. 300, 30s, 5m, 1h30m, 1d, 500ms)"),
+    ],
+)
+def test_ttl_duration_errors(text, message):
+    """One duration syntax with checks, but a TTL must come to whole seconds."""
+    text = HEAD.replace("origin: example.com.\n", f"origin: example.com.\nttl: {text}\n")
+    assert one_error(text) == f"z.yaml:2:6: ttl: {message}"
 
 
 def test_every_record_type():
@@ -404,6 +435,23 @@ def test_missing_glue_for_apex_name_server():
     )
 
 
+@pytest.mark.parametrize(
+    "ns, where",
+    [
+        ("  sub: {NS: [nsp.example.com., ns.example.net.]}\n", "z.yaml:6:13: records.sub.NS"),
+        ("", "z.yaml:3:5: ns"),
+    ],
+)
+def test_name_server_that_is_a_pool(ns, where):
+    """Not "has no A or AAAA record" (a pool answers A): a name server's addresses must be static."""
+    text = HEAD if ns else HEAD.replace("[ns1.example.com.]", "[ns1.example.com., nsp.example.com.]")
+    text += ns + "pools:\n  nsp: {members: [{address: 192.0.2.53}]}\n"
+    assert one_error(text) == (
+        f"{where}: name server nsp.example.com. is a pool (pools.nsp); "
+        "a name server's addresses must be static A/AAAA records, not a pool"
+    )
+
+
 def test_name_server_that_is_a_cname_has_no_glue():
     text = HEAD.replace("  ns1: {A: 192.0.2.1}\n", "  ns1: {CNAME: ns.example.net.}\n")
     assert "has no A or AAAA record" in one_error(text)
@@ -429,7 +477,8 @@ def test_unknown_soa_key():
     "key, value, fragment",
     [
         ("refresh", "true", "expected an integer, got a boolean"),
-        ("retry", "1.5", "expected an integer, got a number"),
+        ("retry", "1.5", "1.5 is not a whole number of seconds"),
+        ("retry", "1500ms", "'1500ms' is not a whole number of seconds"),
         ("expire", "soon", "is not a duration"),
         ("serial", "'2024'", "expected an integer, got the string '2024'"),
         ("serial", "0", "greater than or equal to 1"),
