@@ -96,6 +96,10 @@ class _Compiler:
         self.nodes = Building()
         self.paths = _Keys(())
         self.records_hash = 0  # of the records compiled as read (see _serial)
+        self.pools_hash = 0  # of the pools compiled as read
+        self.pool_table: dict[Name, Pool] = {}
+        self.pools_streamed = False  # pools compiled as read, with the checks that came before them
+        self.checks_before = False  # of which there were some (a `checks:` key before `pools:`)
 
     def error(self, path: Path, message: str, key: bool = False) -> None:
         self.errors.append(self.doc.error(path, message, key))
@@ -202,20 +206,30 @@ class _Compiler:
 
     # -- records as the parser reads them --------------------------------------
 
-    def take(self, doc: Document, root: dict, key: str, value: Any) -> bool:
-        """Compile one entry of `records` as soon as the parser has read it (the loader's
-        sink): a large zone is then never whole in memory as parsed data. Only once the origin
-        is known (and valid) by then; else the entries stay in the document, compiled as usual.
-        A name seen twice steps the parser aside (StepAside): the document is read again the
-        ordinary way, which reports it."""
+    def take(self, doc: Document, root: dict, section: str, key: str, value: Any) -> bool:
+        """Compile one entry of `records` or `pools` as soon as the parser has read it (the
+        loader's sink): a large zone is then never whole in memory as parsed data. Only once
+        the origin is known (and valid) by then; else the entries stay in the document,
+        compiled as usual. Pools are compiled with the checks read before them; records after
+        streamed pools (whose clash checks did not see them), or a name seen twice, step the
+        parser aside (StepAside): the document is read again the ordinary way."""
         if self.stream is None:
             self.doc = doc
             self.stream = self._start(root)
         if not self.stream:
             return False
         labels, apex, ttl, _ = self.stream
-        self.records_hash ^= _entry_hash(key, value)
-        self.record(key, value, labels, apex, ttl, self.nodes, self.paths, streaming=True)
+        if section == "records":
+            if self.pools_streamed:
+                raise StepAside
+            self.records_hash ^= _entry_hash(key, value)
+            self.record(key, value, labels, apex, ttl, self.nodes, self.paths, streaming=True)
+            return True
+        if not self.pools_streamed:
+            self.pools_streamed, self.checks_before = True, "checks" in root
+            self.checks = compile_checks(self, root.get("checks"))
+        self.pools_hash ^= _entry_hash(key, value)
+        self.pool(key, value, labels, apex, self.nodes, streaming=True)
         return True
 
     def _start(self, root: dict) -> tuple | bool:
@@ -255,10 +269,12 @@ class _Compiler:
         default_ttl = model.ttl if model else 300
         if self.stream and self.ttl_assumed and "ttl" in doc.data:
             raise Restart  # `ttl:` came after records compiled with the default
+        if self.pools_streamed and "checks" in doc.data and not self.checks_before:
+            raise Restart  # `checks:` came after pools compiled without them
         soa_model = self.soa_model(model)
         derived = None
         if soa_model is not None and soa_model.serial is None:  # before the records are taken out
-            derived = _serial(doc.data, self.records_hash)
+            derived = _serial(doc.data, self.records_hash, self.pools_hash)
         # Each name's rrsets: a dict while they may change (the apex, a pool's name), else packed
         # (pack_rrsets) as soon as the name is compiled, so that a large zone is never whole in
         # memory as objects. Records compiled as they were read are in already.
@@ -274,8 +290,9 @@ class _Compiler:
         records = doc.data.get("records")
         if isinstance(records, dict):
             self.records(records, origin, default_ttl, nodes, paths)
-        self.checks = compile_checks(self, doc.data.get("checks"))
-        pools: dict[Name, Pool] = {}
+        if not self.pools_streamed:
+            self.checks = compile_checks(self, doc.data.get("checks"))
+        pools: dict[Name, Pool] = self.pool_table
         if isinstance(doc.data.get("pools"), dict):
             pools = self.pools(doc.data["pools"], origin, nodes)
         self.cache.clear()
@@ -334,7 +351,7 @@ class _Compiler:
                 self.error(("soa", key), str(exc))
         if len(names) != 2:
             return None
-        serial = s.serial or derived or _serial(self.doc.data, self.records_hash)
+        serial = s.serial or derived or _serial(self.doc.data, self.records_hash, self.pools_hash)
         times = (serial, s.refresh, s.retry, s.expire, s.minimum)
         ttl = default_ttl if s.ttl is None else s.ttl
         return RRset(origin.label, QTYPE.SOA, ttl, (SOA(names[0], names[1], times),))
@@ -387,34 +404,39 @@ class _Compiler:
     def pools(self, pools: dict, origin: DNSLabel, nodes) -> dict[Name, Pool]:
         origin_labels = [x.decode() for x in origin.label]
         apex = name_key(origin)
-        out: dict[Name, Pool] = {}
         for key in _taken(pools) if self.consume else pools:
             data = pools.pop(key) if self.consume else pools[key]
-            name = self.owner(key, origin_labels, "pools", apex)
-            if name is None:
-                continue
-            if name in self.pool_paths:
-                self.error(("pools", key), f"same name as {format_path(self.pool_paths[name])}", key=True)
-                continue
-            # Checked whether or not the pool itself is valid, to report every problem at once.
-            self.pool_paths[name] = ("pools", key)
-            clash = sorted(QTYPE.get(t) for t in _types(nodes.get(name)) if t in (_A, _AAAA, _CNAME))
-            if clash:
-                self.error(
-                    ("pools", key),
-                    f"a pool answers A and AAAA itself: remove the static {', '.join(clash)} "
-                    f"at this name from 'records'",
-                    key=True,
-                )
-            owner = DNSLabel(name)
-            pool = compile_pool(self, key, data, owner, self.geoip, self.checks)
-            if pool is None or clash:
-                continue
-            nodes.setdefault(name, {})
-            out[name] = pool
+            self.pool(key, data, origin_labels, apex, nodes)
         if self.consume:
             pools.clear()
-        return out
+        return self.pool_table
+
+    def pool(self, key, data, origin_labels, apex, nodes, streaming=False) -> None:
+        """One entry of `pools`, into self.pool_table."""
+        name = self.owner(key, origin_labels, "pools", apex)
+        if name is None:
+            return
+        if name in self.pool_paths:
+            if streaming:
+                raise StepAside  # the same key twice, or one name written two ways
+            self.error(("pools", key), f"same name as {format_path(self.pool_paths[name])}", key=True)
+            return
+        # Checked whether or not the pool itself is valid, to report every problem at once.
+        self.pool_paths[name] = ("pools", key)
+        clash = sorted(QTYPE.get(t) for t in _types(nodes.get(name)) if t in (_A, _AAAA, _CNAME))
+        if clash:
+            self.error(
+                ("pools", key),
+                f"a pool answers A and AAAA itself: remove the static {', '.join(clash)} "
+                f"at this name from 'records'",
+                key=True,
+            )
+        owner = DNSLabel(name)
+        pool = compile_pool(self, key, data, owner, self.geoip, self.checks)
+        if pool is None or clash:
+            return
+        nodes.setdefault(name, {})
+        self.pool_table[name] = pool
 
     def structure(self, nodes: Building, paths: _Keys, apex: Name):
         """CNAME exclusivity, delegation cuts and glue, empty non-terminals. `nodes`: each
@@ -554,16 +576,16 @@ def compile_zone(
     return zone, doc.resolve(compiler.errors)
 
 
-def _serial(data: Any, records: int = 0) -> int:
+def _serial(data: Any, records: int = 0, pools: int = 0) -> int:
     """A serial that changes whenever the content does, and is the same on every instance: a
     hash of the data, not of the text (comments, spacing and key order do not count). The
     entries of `records` and `pools` are hashed one by one and combined in an order-free way
-    (their keys are unique), so records compiled as they were read count by their hashes,
-    `records` (see _Compiler.take), and no single call hashes a large zone whole."""
+    (their keys are unique), so entries compiled as they were read count by their hashes,
+    `records` and `pools` (see _Compiler.take), and no single call hashes a large zone whole."""
     outline: dict[str, Any] = {}
     for key, value in data.items() if isinstance(data, dict) else ():
         if key in _SECTIONS[:2] and isinstance(value, dict):
-            combined = records if key == "records" else 0
+            combined = records if key == "records" else pools
             for k, v in value.items():
                 combined ^= _entry_hash(k, v)
             value = f"entries {combined:032x}"

@@ -192,7 +192,8 @@ class StepAside(Exception):
     """Raised by a sink: the fast builder steps aside, and the node-based one reads the file."""
 
 
-Sink = Callable[["Document", dict, str, Any], bool]
+Sink = Callable[["Document", dict, str, str, Any], bool]
+STREAMED = ("records", "pools")  # the top-level mappings whose entries a sink is offered
 
 
 class YAMLProblem(Exception):
@@ -204,13 +205,14 @@ class YAMLProblem(Exception):
 def load(text: str, file: str, sink: Sink | None = None) -> Document:
     """Parse one YAML document; raise YAMLProblem with a positioned error.
 
-    `sink(doc, root, key, value)`: offered each entry of the top-level `records` mapping as
-    soon as it is read, with the document it will be part of and the top-level mapping read
-    so far; an entry it takes (returns True for) is left out of the document. Only the fast
+    `sink(doc, root, section, key, value)`: offered each entry of the top-level `records` and
+    `pools` mappings (the section) as soon as it is read, with the document it will be part of
+    and the top-level mapping read so far; an entry it takes (returns True for) is left out of
+    the document. Only the fast
     builder offers entries (a document it returns has `packed` set); the sink's errors are
     deferred (see Document.deferred) until the compile resolves them."""
     doc = Document(file, None, packed=zlib.compress(text.encode(), 1), deferred=sink is not None)
-    data = _fast(text, None if sink is None else lambda root, key, value: sink(doc, root, key, value))
+    data = _fast(text, None if sink is None else lambda *entry: sink(doc, *entry))
     if data is not _ASIDE:
         doc.data = data
         return doc
@@ -309,7 +311,7 @@ def _scalar(tag: str, text: str, style: str | None) -> Any:
 _ASIDE = object()  # the fast builder steps aside: the node-based one decides
 
 
-def _fast(text: str, sink: Callable[[dict, str, Any], bool] | None = None) -> Any:
+def _fast(text: str, sink: Callable[[dict, str, str, Any], bool] | None = None) -> Any:
     """The document's data from the parser's events, or _ASIDE for anything unusual.
 
     It keeps no nodes and no positions, and it calls the parser once per event, so a thread
@@ -323,7 +325,7 @@ def _fast(text: str, sink: Callable[[dict, str, Any], bool] | None = None) -> An
         loader.dispose()
 
 
-def _events(loader: _StrictLoader, sink: Callable[[dict, str, Any], bool] | None = None) -> Any:
+def _events(loader: _StrictLoader, sink: Callable[[dict, str, str, Any], bool] | None = None) -> Any:
     get, resolve, scalar_node = loader.get_event, loader.resolve, yaml.ScalarNode
     # One string object for equal text (`address`, `up`, an address used many times): a large
     # zone repeats them thousands of times. Not for the owner names two levels down
@@ -377,8 +379,8 @@ def _events(loader: _StrictLoader, sink: Callable[[dict, str, Any], bool] | None
             if not (
                 sink is not None
                 and len(stack) == 2
-                and stack[1][1] == "records"
-                and sink(stack[1][0], key, value)
+                and stack[1][1] in STREAMED
+                and sink(stack[1][0], stack[1][1], key, value)
             ):
                 top[key] = value
             key = None

@@ -119,6 +119,20 @@ def test_a_compile_finds_the_positions_of_its_errors_in_one_pass(monkeypatch):
     assert passes == [1]
 
 
+CHECKS = "checks:\n  web: {type: http, port: 8080, path: /healthz}\n"
+CHECKED = (
+    ZONE.replace("pools:\n", CHECKS + "pools:\n")
+    .replace("192.0.2.20", "127.0.0.20")
+    .replace("  app2: {members:", "  app2: {check: web, members:")
+)
+
+
+def move_records_last(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    start, end = lines.index("records:\n"), lines.index("pools:\n")
+    return "".join(lines[:start] + lines[end:] + lines[start:end])
+
+
 def serial_of(text: str) -> int:
     zone, errors = compile_zone(load(text, "z.yaml"), "d")
     assert errors == []
@@ -156,6 +170,11 @@ def read(tmp_path: Path, text: str):
         ZONE.replace("records:\n", "records:\n  '@': {TXT: apex}\n"),
         ZONE.replace("origin: example.com.", "origin: 5"),  # errors, the same either way
         ZONE.replace("  same: {A: 192.0.2.10}", "  same: {A: 192.0.2.10}\n  bad..name: {A: 1}"),
+        CHECKED,  # checks before the pools that use them
+        CHECKED.replace(CHECKS, "") + CHECKS,  # checks after them: read again
+        move_records_last(ZONE),  # records after streamed pools: read the ordinary way
+        move_records_last(ZONE).replace("  same: {A: 192.0.2.10}", "  app2: {A: 192.0.2.9}"),  # a clash
+        ZONE.replace("  app2:", "  app.example.com.:"),  # a pool written twice
     ],
 )
 def test_records_compiled_as_they_are_read_make_the_zone_read_whole(tmp_path, text):
@@ -175,12 +194,16 @@ def test_records_compiled_as_they_are_read_make_the_zone_read_whole(tmp_path, te
 
 def test_the_sink_takes_records_once_the_origin_is_known_and_steps_aside_for_twice_a_name(tmp_path):
     taken = []
-    doc = load(ZONE, "z.yaml", lambda doc, root, key, value: taken.append((key, value)) or True)
-    assert doc.packed is not None and doc.data["records"] == {} and doc.data["pools"]
-    assert [k for k, _ in taken] == ["ns1", "www", "Mail", "alias.example.com.", "same"]
+    doc = load(ZONE, "z.yaml", lambda doc, root, section, key, value: taken.append((section, key)) or True)
+    assert doc.packed is not None and doc.data["records"] == {} and doc.data["pools"] == {}
+    assert taken == [
+        *[("records", key) for key in ["ns1", "www", "Mail", "alias.example.com.", "same"]],
+        ("pools", "app"),
+        ("pools", "app2"),
+    ]
     compiler = streaming_compiler("d")
     doc = load(ZONE, "z.yaml", compiler.take)
-    assert compiler.doc is doc and compiler.stream and len(compiler.nodes) == 6
+    assert compiler.doc is doc and compiler.stream and len(compiler.nodes) == 8  # with the pools' names
     twice = ZONE.replace("  same:", "  www.example.com.: {TXT: x}\n  same:")
     compiler = streaming_compiler("d")
     doc = load(twice, "z.yaml", compiler.take)
