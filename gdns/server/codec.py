@@ -33,14 +33,17 @@ def decode(wire: bytes, transport: str, client: tuple[str, int], max_udp: int = 
     if flags & _QR:
         return None  # never answer a response: that is how reflection loops start
     opcode = (flags & _OPCODE_MASK) >> 11
+    # An opcode we do not implement is NOTIMP whatever follows: its sections need not even
+    # be laid out as a query's (an UPDATE's "question" is its zone).
+    malformed = FORMERR if opcode == 0 else NOTIMP
     if qdcount != 1:
-        return _error(qid, flags, FORMERR if opcode == 0 else NOTIMP)
+        return _error(qid, flags, malformed)
     try:
         labels, end = _read_name(wire, 12, allow_pointers=False)
     except ValueError:
-        return _error(qid, flags, FORMERR)
+        return _error(qid, flags, malformed)
     if end + 4 > len(wire):
-        return _error(qid, flags, FORMERR)
+        return _error(qid, flags, malformed)
     qtype, qclass = struct.unpack_from("!HH", wire, end)
     question = wire[12 : end + 4]
     if opcode != 0:

@@ -185,6 +185,23 @@ def test_decode_notimp_even_without_one_question():
     assert reply.rcode() == dns.rcode.NOTIMP
 
 
+@pytest.mark.parametrize(
+    "question",
+    [b"", b"\x04HoSt\x04te", b"\x04host\xc0\x0c" + A_IN, b"\x40" + A_IN, HOST + b"\x00"],
+    ids=["none", "cut-in-name", "pointer", "reserved-label", "cut-in-type"],
+)
+def test_decode_notimp_even_when_the_question_is_malformed(question):
+    """Found by fuzzing: an unknown opcode with an unreadable question got FORMERR, unlike
+    one with a question count other than one (NOTIMP). The opcode decides first."""
+    for opcode in (1, 2, 5, 15):
+        result = decode(header(flags=opcode << 11) + question)
+        assert isinstance(result, codec.Reply)
+        assert result[3] & 0xF == dns.rcode.NOTIMP
+        assert (result[2] >> 3) & 0xF == opcode
+        assert struct.unpack_from("!H", result, 4)[0] == 0  # no question echoed
+    assert decode(header() + question)[3] & 0xF == dns.rcode.FORMERR  # QUERY: still FORMERR
+
+
 @pytest.mark.parametrize("version", [1, 2, 255])
 def test_decode_badvers(version):
     wire = header(ar=1) + HOST + A_IN + opt_rr(ttl=(version << 16) | 0x8000)
