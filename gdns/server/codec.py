@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from dnslib import RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNSOption
+from dnslib import RR, DNSBuffer, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNSOption
+from dnslib.label import DNSLabelError
 
 from gdns.answer.types import Answer, ClientSubnet, Query
 
@@ -123,20 +124,20 @@ def pack(query: Query, answer: Answer, max_udp: int = 1232) -> tuple[bytes, bool
         options = [_ecs_option(query.ecs, answer.ecs_scope)] if query.ecs else []
         opt = _opt_rr(query.dnssec_ok, answer.rcode >> 4, max_udp, options)
         record.ar.append(opt)
-    wire = record.pack()
+    wire = _pack(record)
     whole = True
     limit = 65535 if query.transport == "tcp" else (min(query.edns_payload, max_udp) if query.edns else 512)
     if len(wire) > limit and answer.aa and answer.additional:
         # RFC 2181 section 9: no TC merely because additional data did not fit (a referral's
         # glue is not optional, so referrals, with AA clear, keep theirs or truncate).
         record.ar = [opt] if opt else []
-        wire = record.pack()
+        wire = _pack(record)
         whole = False
     if len(wire) > limit:
         # Too big: keep the header, question and OPT so the client retries over TCP.
         record.header.tc = 1
         record.rr, record.auth, record.ar = [], [], [opt] if opt else []
-        wire = record.pack()
+        wire = _pack(record)
         whole = False
     question = query.question
     if question:
@@ -239,6 +240,48 @@ def read_ecs(data: bytes) -> ClientSubnet:
 
 
 # -- writing -----------------------------------------------------------------------------
+
+_POINTER_REACH = 0x3FFF  # a compression pointer holds a 14-bit offset
+
+
+class _Buffer(DNSBuffer):
+    """dnslib's packing buffer, except that a name is kept as a compression target only where
+    a pointer can reach it. dnslib keeps every name, and for one first written past offset
+    16383 (a TCP reply over 16 KiB: a large MX, SRV or NS set with its addresses) it wrote
+    pointers with the offset's top bits cut off, pointing into the wrong bytes."""
+
+    def encode_name(self, name) -> None:
+        if not isinstance(name, DNSLabel):
+            name = DNSLabel(name)
+        if len(name) > 253:
+            raise DNSLabelError(f"Domain label too long: {name!r}")
+        labels = list(name.label)
+        names = self.names
+        while labels:
+            key = tuple(labels)
+            pointer = names.get(key)
+            if pointer is not None:
+                self.pack("!H", 0xC000 | pointer)
+                return
+            if self.offset <= _POINTER_REACH:
+                names[key] = self.offset
+            label = labels.pop(0)
+            if len(label) > 63:
+                raise DNSLabelError(f"Label component too long: {label!r}")
+            self.pack("!B", len(label))
+            self.append(label)
+        self.append(b"\x00")
+
+
+def _pack(record: DNSRecord) -> bytearray:
+    """DNSRecord.pack, with the buffer above."""
+    record.set_header_qa()
+    buffer = _Buffer()
+    record.header.pack(buffer)
+    for section in (record.questions, record.rr, record.auth, record.ar):
+        for item in section:
+            item.pack(buffer)
+    return buffer.data
 
 
 def _error(qid: int, flags: int, rcode: int, question: bytes = b"", edns: bytes = b"") -> Reply:

@@ -11,7 +11,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import pytest
-from dnslib import NS, QTYPE, RR, A, DNSLabel
+from dnslib import MX, NS, QTYPE, RR, A, DNSLabel
 
 from gdns.answer.types import Answer, ClientSubnet, Query
 from gdns.server import codec
@@ -311,6 +311,24 @@ def test_encode_truncates_a_referral_whose_glue_does_not_fit():
     answer = Answer(aa=False, additional=a_records("ns.child.test.example", 40))
     reply = dns.message.from_wire(codec.encode(query, answer))
     assert reply.flags & dns.flags.TC
+
+
+def test_encode_compresses_only_names_a_pointer_can_reach():
+    """Found while extending the fuzzing to large answers: in a TCP reply over 16 KiB, names
+    first written past offset 16383
+    were compressed against with pointers whose 14-bit offset had lost its top bits (dnslib),
+    so the additional section's owners pointed into the wrong bytes."""
+    query = make("mail.test.example", "MX", use_edns=False)
+    query = dataclasses.replace(query, transport="tcp")
+    exchanges = [f"mx{i}.test.example" for i in range(1200)]
+    mx = [RR(DNSLabel("mail.test.example"), QTYPE.MX, ttl=60, rdata=MX(DNSLabel(x))) for x in exchanges]
+    glue = [rr for x in exchanges for rr in a_records(x, 1)]
+    wire = codec.encode(query, Answer(answer=mx, additional=glue))
+    assert len(wire) > 2 * 0x4000
+    reply = dns.message.from_wire(wire)
+    assert [r.exchange.to_text() for r in reply.answer[0]] == [x + "." for x in exchanges]
+    assert [rrset.name.to_text() for rrset in reply.additional] == [x + "." for x in exchanges]
+    assert wire.count(b"\xc0\x0c\x00\x0f") == 1200  # still compressed where it can be: MX owners
 
 
 def test_servfail_for_our_own_errors():
