@@ -16,6 +16,14 @@ import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests (tests/property/, docs/fuzzing.md): the "ci" profile by default, a few seconds
+# per property; GDNS_HYPOTHESIS_PROFILE=long runs 100 times as many examples of each.
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=100, deadline=None, suppress_health_check=_HEALTH)
+settings.register_profile("long", max_examples=10_000, deadline=None, suppress_health_check=_HEALTH)
+settings.load_profile(os.environ.get("GDNS_HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ZONES = ROOT / "zones"

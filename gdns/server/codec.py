@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from dnslib import RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNSOption
+from dnslib import RR, DNSBuffer, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNSOption
+from dnslib.label import DNSLabelError
 
 from gdns.answer.types import Answer, ClientSubnet, Query
 
@@ -33,14 +34,17 @@ def decode(wire: bytes, transport: str, client: tuple[str, int], max_udp: int = 
     if flags & _QR:
         return None  # never answer a response: that is how reflection loops start
     opcode = (flags & _OPCODE_MASK) >> 11
+    # An opcode we do not implement is NOTIMP whatever follows: its sections need not even
+    # be laid out as a query's (an UPDATE's "question" is its zone).
+    malformed = FORMERR if opcode == 0 else NOTIMP
     if qdcount != 1:
-        return _error(qid, flags, FORMERR if opcode == 0 else NOTIMP)
+        return _error(qid, flags, malformed)
     try:
         labels, end = _read_name(wire, 12, allow_pointers=False)
     except ValueError:
-        return _error(qid, flags, FORMERR)
+        return _error(qid, flags, malformed)
     if end + 4 > len(wire):
-        return _error(qid, flags, FORMERR)
+        return _error(qid, flags, malformed)
     qtype, qclass = struct.unpack_from("!HH", wire, end)
     question = wire[12 : end + 4]
     if opcode != 0:
@@ -120,20 +124,20 @@ def pack(query: Query, answer: Answer, max_udp: int = 1232) -> tuple[bytes, bool
         options = [_ecs_option(query.ecs, answer.ecs_scope)] if query.ecs else []
         opt = _opt_rr(query.dnssec_ok, answer.rcode >> 4, max_udp, options)
         record.ar.append(opt)
-    wire = record.pack()
+    wire = _pack(record)
     whole = True
     limit = 65535 if query.transport == "tcp" else (min(query.edns_payload, max_udp) if query.edns else 512)
     if len(wire) > limit and answer.aa and answer.additional:
         # RFC 2181 section 9: no TC merely because additional data did not fit (a referral's
         # glue is not optional, so referrals, with AA clear, keep theirs or truncate).
         record.ar = [opt] if opt else []
-        wire = record.pack()
+        wire = _pack(record)
         whole = False
     if len(wire) > limit:
         # Too big: keep the header, question and OPT so the client retries over TCP.
         record.header.tc = 1
         record.rr, record.auth, record.ar = [], [], [opt] if opt else []
-        wire = record.pack()
+        wire = _pack(record)
         whole = False
     question = query.question
     if question:
@@ -187,15 +191,42 @@ def _read_name(wire: bytes, offset: int, allow_pointers: bool = True) -> tuple[t
     return tuple(labels), end if end is not None else offset
 
 
+def _skip_name(wire: bytes, offset: int) -> int:
+    """The offset after a record's owner name, read without following its compression
+    pointer (which must point backwards). A query's records other than OPT are skipped, and
+    following every pointer would let one message of chained pointers cost a second of CPU:
+    each of 5,000 records one hop further from the question."""
+    start = offset
+    while True:
+        if offset >= len(wire):
+            raise ValueError("name runs past the packet")
+        length = wire[offset]
+        if length & 0xC0 == 0xC0:
+            if offset + 1 >= len(wire) or ((length & 0x3F) << 8) | wire[offset + 1] >= start:
+                raise ValueError("cut, forward or looping compression pointer")
+            return offset + 2
+        if length & 0xC0:
+            raise ValueError("reserved label type")
+        offset += 1 + length
+        if not length:
+            return offset
+        if offset - start > 255:
+            raise ValueError("name longer than 255 octets")
+
+
 def _read_rr(wire: bytes, offset: int):
-    labels, offset = _read_name(wire, offset)
+    start = offset
+    offset = _skip_name(wire, offset)
     if offset + 10 > len(wire):
         raise ValueError("truncated record")
     rtype, rclass, ttl, rdlength = struct.unpack_from("!HHIH", wire, offset)
     offset += 10
     if offset + rdlength > len(wire):
         raise ValueError("truncated record data")
-    return rtype, rclass, ttl, wire[offset : offset + rdlength], not labels, offset + rdlength
+    # Only an OPT's owner matters (the root); its pointer, if any, is followed (once: a
+    # second OPT is FORMERR).
+    root = rtype == OPT and (wire[start] == 0 or not _read_name(wire, start)[0])
+    return rtype, rclass, ttl, wire[offset : offset + rdlength], root, offset + rdlength
 
 
 def _skip_rr(wire: bytes, offset: int) -> int:
@@ -236,6 +267,48 @@ def read_ecs(data: bytes) -> ClientSubnet:
 
 
 # -- writing -----------------------------------------------------------------------------
+
+_POINTER_REACH = 0x3FFF  # a compression pointer holds a 14-bit offset
+
+
+class _Buffer(DNSBuffer):
+    """dnslib's packing buffer, except that a name is kept as a compression target only where
+    a pointer can reach it. dnslib keeps every name, and for one first written past offset
+    16383 (a TCP reply over 16 KiB: a large MX, SRV or NS set with its addresses) it wrote
+    pointers with the offset's top bits cut off, pointing into the wrong bytes."""
+
+    def encode_name(self, name) -> None:
+        if not isinstance(name, DNSLabel):
+            name = DNSLabel(name)
+        if len(name) > 253:
+            raise DNSLabelError(f"Domain label too long: {name!r}")
+        labels = list(name.label)
+        names = self.names
+        while labels:
+            key = tuple(labels)
+            pointer = names.get(key)
+            if pointer is not None:
+                self.pack("!H", 0xC000 | pointer)
+                return
+            if self.offset <= _POINTER_REACH:
+                names[key] = self.offset
+            label = labels.pop(0)
+            if len(label) > 63:
+                raise DNSLabelError(f"Label component too long: {label!r}")
+            self.pack("!B", len(label))
+            self.append(label)
+        self.append(b"\x00")
+
+
+def _pack(record: DNSRecord) -> bytearray:
+    """DNSRecord.pack, with the buffer above."""
+    record.set_header_qa()
+    buffer = _Buffer()
+    record.header.pack(buffer)
+    for section in (record.questions, record.rr, record.auth, record.ar):
+        for item in section:
+            item.pack(buffer)
+    return buffer.data
 
 
 def _error(qid: int, flags: int, rcode: int, question: bytes = b"", edns: bytes = b"") -> Reply:

@@ -70,16 +70,24 @@ def _load(path: FsPath, geoip: bool = False) -> tuple[Zone | None, list[ZoneErro
         return None, [ZoneError(str(path), 0, 0, (), message)], None
     digest = hashlib.sha256(raw).hexdigest()
     del raw  # a large zone's bytes, besides its text
+    return load_text(text, str(path), digest, geoip)
+
+
+def load_text(
+    text: str, file: str, digest: str = "", geoip: bool = False
+) -> tuple[Zone | None, list[ZoneError], Document | None]:
+    """One zone file's text -> its Zone, or every problem in it (and the parsed document).
+    `digest`: the file's content hash, kept on the Zone."""
     for streaming in (True, False):
         # Records are compiled as they are read (streaming_compiler), so a large zone's parsed
         # data is never whole in memory; read again without that in the rare case it cannot be.
         compiler = streaming_compiler(digest, geoip) if streaming else None
         try:
-            doc = load(text, str(path), compiler.take if compiler else None)
+            doc = load(text, file, compiler.take if compiler else None)
         except YAMLProblem as exc:
             return None, [exc.error], None
         if doc.data is None:
-            return None, [ZoneError(str(path), 1, 1, (), "empty zone file")], doc
+            return None, [ZoneError(file, 1, 1, (), "empty zone file")], doc
         give_back()  # the parser's copy of the text, its tables
         try:
             return *compile_zone(doc, digest, geoip, consume=True, compiler=compiler), doc

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import struct
+import time
 
 import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
 import pytest
-from dnslib import NS, QTYPE, RR, A, DNSLabel
+from dnslib import MX, NS, QTYPE, RR, A, DNSLabel
 
 from gdns.answer.types import Answer, ClientSubnet, Query
 from gdns.server import codec
@@ -87,6 +88,51 @@ def test_decode_ignores_unknown_options_and_other_additional_records():
     rdata = struct.pack("!HH", 65001, 3) + b"abc" + struct.pack("!HH", 10, 0)
     query = decode(header(ar=2) + HOST + A_IN + other + opt_rr(rdata=rdata))
     assert isinstance(query, Query) and query.edns and query.ecs is None
+
+
+def test_decode_cost_does_not_grow_with_chained_compression_pointers():
+    """Found looking for what the fuzzers' small inputs (4 KiB at most) cannot reach: each
+    record's owner a pointer to the previous record's owner, 5,000 records in a 64 KiB TCP
+    message, made the decoder follow 7 million pointers (a second of CPU on the event loop).
+    Names of records other than OPT are now skipped, their pointer checked (backwards) but
+    not followed."""
+    head = header(ar=0) + HOST + A_IN
+    body, previous = b"", 12
+    while len(head) + len(body) + 12 <= 65535:
+        at = len(head) + len(body)
+        body += struct.pack("!HHHIH", 0xC000 | previous, 1, 1, 0, 0)
+        previous = at if at <= 0x3FFF else previous
+    wire = head[:10] + struct.pack("!H", len(body) // 12) + head[12:] + body
+    start = time.perf_counter()
+    assert isinstance(decode(wire, "tcp"), Query)
+    assert time.perf_counter() - start < 0.2  # about 3 ms; a second before
+
+
+@pytest.mark.parametrize(
+    "owner, ok",
+    [
+        (b"\xc0\x0c", True),  # a backward pointer: not followed
+        (b"\x01x\xc0\x0c", True),
+        (b"\xc0\x30", False),  # forward
+        (b"\x41x", False),  # reserved label type
+        ((b"\x3f" + b"x" * 63) * 4 + b"\x00", False),
+    ],
+    ids=["pointer", "label-then-pointer", "forward", "reserved", "over-255"],
+)
+def test_decode_checks_the_names_of_skipped_records(owner, ok):
+    record = owner + struct.pack("!HHIH", 1, 1, 60, 0)
+    result = decode(header(an=1) + HOST + A_IN + record + b"\x00" * 40)
+    assert isinstance(result, Query) if ok else result[3] & 0xF == dns.rcode.FORMERR
+    assert decode(header(an=1) + HOST + A_IN + owner[:1])[3] & 0xF == dns.rcode.FORMERR  # cut
+
+
+def test_decode_accepts_an_opt_whose_owner_points_at_a_root_name():
+    wire = header(ar=2) + HOST + A_IN + b"\x00" + struct.pack("!HHIH", 16, 1, 0, 0)
+    at = len(wire)
+    query = decode(wire + opt_rr(owner=struct.pack("!H", 0xC000 | (at - 11))))
+    assert isinstance(query, Query) and query.edns
+    query = decode(wire + opt_rr(owner=b"\xc0\x0c"))  # the question's name: not the root
+    assert query[3] & 0xF == dns.rcode.FORMERR
 
 
 def test_decode_skips_answer_and_authority_records():
@@ -183,6 +229,23 @@ def test_decode_other_opcodes_are_notimp(opcode):
 def test_decode_notimp_even_without_one_question():
     reply = reply_of(decode(header(flags=4 << 11, qd=0)))
     assert reply.rcode() == dns.rcode.NOTIMP
+
+
+@pytest.mark.parametrize(
+    "question",
+    [b"", b"\x04HoSt\x04te", b"\x04host\xc0\x0c" + A_IN, b"\x40" + A_IN, HOST + b"\x00"],
+    ids=["none", "cut-in-name", "pointer", "reserved-label", "cut-in-type"],
+)
+def test_decode_notimp_even_when_the_question_is_malformed(question):
+    """Found by fuzzing: an unknown opcode with an unreadable question got FORMERR, unlike
+    one with a question count other than one (NOTIMP). The opcode decides first."""
+    for opcode in (1, 2, 5, 15):
+        result = decode(header(flags=opcode << 11) + question)
+        assert isinstance(result, codec.Reply)
+        assert result[3] & 0xF == dns.rcode.NOTIMP
+        assert (result[2] >> 3) & 0xF == opcode
+        assert struct.unpack_from("!H", result, 4)[0] == 0  # no question echoed
+    assert decode(header() + question)[3] & 0xF == dns.rcode.FORMERR  # QUERY: still FORMERR
 
 
 @pytest.mark.parametrize("version", [1, 2, 255])
@@ -294,6 +357,24 @@ def test_encode_truncates_a_referral_whose_glue_does_not_fit():
     answer = Answer(aa=False, additional=a_records("ns.child.test.example", 40))
     reply = dns.message.from_wire(codec.encode(query, answer))
     assert reply.flags & dns.flags.TC
+
+
+def test_encode_compresses_only_names_a_pointer_can_reach():
+    """Found while extending the fuzzing to large answers: in a TCP reply over 16 KiB, names
+    first written past offset 16383
+    were compressed against with pointers whose 14-bit offset had lost its top bits (dnslib),
+    so the additional section's owners pointed into the wrong bytes."""
+    query = make("mail.test.example", "MX", use_edns=False)
+    query = dataclasses.replace(query, transport="tcp")
+    exchanges = [f"mx{i}.test.example" for i in range(1200)]
+    mx = [RR(DNSLabel("mail.test.example"), QTYPE.MX, ttl=60, rdata=MX(DNSLabel(x))) for x in exchanges]
+    glue = [rr for x in exchanges for rr in a_records(x, 1)]
+    wire = codec.encode(query, Answer(answer=mx, additional=glue))
+    assert len(wire) > 2 * 0x4000
+    reply = dns.message.from_wire(wire)
+    assert [r.exchange.to_text() for r in reply.answer[0]] == [x + "." for x in exchanges]
+    assert [rrset.name.to_text() for rrset in reply.additional] == [x + "." for x in exchanges]
+    assert wire.count(b"\xc0\x0c\x00\x0f") == 1200  # still compressed where it can be: MX owners
 
 
 def test_servfail_for_our_own_errors():
