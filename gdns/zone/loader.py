@@ -7,6 +7,7 @@ import gc
 import hashlib
 import os
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path as FsPath
 
@@ -70,7 +71,9 @@ def _load(path: FsPath, geoip: bool = False) -> tuple[Zone | None, list[ZoneErro
         return None, [ZoneError(str(path), 0, 0, (), message)], None
     digest = hashlib.sha256(raw).hexdigest()
     del raw  # a large zone's bytes, besides its text
-    return load_text(text, str(path), digest, geoip)
+    box = [text]
+    del text  # held by `box` alone, and let go of once parsed
+    return _load_text(box, str(path), digest, geoip)
 
 
 def load_text(
@@ -78,14 +81,24 @@ def load_text(
 ) -> tuple[Zone | None, list[ZoneError], Document | None]:
     """One zone file's text -> its Zone, or every problem in it (and the parsed document).
     `digest`: the file's content hash, kept on the Zone."""
+    return _load_text([text], file, digest, geoip)
+
+
+def _load_text(box: list[str], file: str, digest: str, geoip: bool):
+    """load_text, taking the text out of `box`: a large zone's text is not kept while it
+    compiles (the document keeps it compressed, for positions and a second reading)."""
+    packed = b""
     for streaming in (True, False):
         # Records are compiled as they are read (streaming_compiler), so a large zone's parsed
         # data is never whole in memory; read again without that in the rare case it cannot be.
         compiler = streaming_compiler(digest, geoip) if streaming else None
+        text = box.pop() if box else zlib.decompress(packed).decode()
         try:
             doc = load(text, file, compiler.take if compiler else None)
         except YAMLProblem as exc:
             return None, [exc.error], None
+        del text
+        packed = doc.packed or b""
         if doc.data is None:
             return None, [ZoneError(file, 1, 1, (), "empty zone file")], doc
         give_back()  # the parser's copy of the text, its tables
