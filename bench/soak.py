@@ -1435,15 +1435,18 @@ def judge_health(viewer: Viewer, backends: Backends, run: Run, checks: CheckSett
                         f"{key}: {state} from +{began[key] - origin:.3f}s though {probe} was healthy since "
                         f"+{max(since - origin, 0):.3f}s; reason {reason!r}"
                     )
-    # How long each caused change took to show in the view.
+    # How long each caused change took to show in the view; not measured across a stretch in
+    # which every member of the backend was forced (the view then shows no probe result).
     for address, line in backends.timeline.items():
         seen = by_probe.get(address, [])
         starts = [t for t, _ in seen]
         for n, (when, healthy) in enumerate(line[1:], 1):
             until = line[n + 1][0] if n + 1 < len(line) else math.inf
+            previous = when
             for t, state in seen[bisect.bisect_left(starts, when) :]:
-                if t >= until:
+                if t >= until or t - previous > 0.5:
                     break
+                previous = t
                 if (state == "up") == healthy:
                     (rep.detect_up if healthy else rep.detect_down).append(t - when)
                     break
