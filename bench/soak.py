@@ -1753,6 +1753,8 @@ def report(
         f"{min(rss_all):.1f}, max {max(rss_all):.1f}, slope {slope:+.2f} MiB/min over {len(after)} samples; "
         f"VmHWM {loaded_memory[2]:.1f} MiB"
     )
+    series = " ".join(f"{rss:.1f}" for _, rss, _, _ in run.memory)
+    out(f"  RSS every {RSS_EVERY:g}s from the start of the load, and at its end (MiB): {series}")
     out(
         f"cpu: gdns used {cpu_used:.1f}s user+system over {wall:.0f}s "
         f"({100 * cpu_used / wall:.0f}% of one core)"
@@ -1813,6 +1815,7 @@ def report(
                     "rss_max_mib": max(rss_all),
                     "rss_slope_mib_per_min": slope,
                     "vmhwm_mib": loaded_memory[2],
+                    "rss_samples_mib": [round(rss, 2) for _, rss, _, _ in run.memory],
                     "processes": procs,
                     "cpu_seconds": cpu_used,
                     "server_errors": len(server.errors),
