@@ -43,9 +43,13 @@ Checks, afterwards (each failure is printed with its detail):
 
 * **lost**: a query with no reply within 2 s (the reply must also carry the question asked).
 * **answers against the server's view** (hard): a pool answer must be what the server's
-  published health allowed at some view sample within `W = poll + 0.2 s` before the query was
-  sent or after the reply came (the poll period, plus scheduling and, with --workers, the
-  hand-over of the snapshot to the workers): the answered members up and in the pool, from
+  published health allowed at some time within `W = poll + 0.2 s` before the query was sent
+  or after the reply came (the poll period, plus scheduling and, with --workers, the
+  hand-over of the snapshot to the workers). Allowed states are those the view samples in
+  that window showed, and between two consecutive samples those in which each member that
+  differs has made its change or not yet (a state can last less than the poll period: one
+  member goes down and another comes up a few milliseconds later; a member changes at most
+  once between two samples). What a state allows: the answered members up and in the pool, from
   the first group with an up member (failover) or any such group, as many as `answers`
   allows, the TTL degraded exactly when a member of the family is not up, and when none is
   up the `when_all_down` answer. A static answer (rcode, records, the SOA serial of NXDOMAIN
@@ -65,7 +69,9 @@ Checks, afterwards (each failure is printed with its detail):
   (MiB/min) of the samples after the warm-up are printed.
 
 Exit status 0 when nothing is lost, nothing inconsistent, no server error and memory within
-bounds; 1 otherwise; 2 when the run could not start. `--json FILE` writes the figures.
+bounds; 1 otherwise; 2 when the run could not start. `--json FILE` writes the figures;
+`--log FILE` keeps gdns's log, each line prefixed with the time the report uses (+seconds
+from the start of the load), to match a reported answer with the transitions around it.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ import bisect
 import contextlib
 import http.client
 import ipaddress
+import itertools
 import json
 import math
 import os
@@ -94,6 +101,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "soak.example."
@@ -505,7 +513,7 @@ async def backends_child(addresses: list[str], lifetime: float) -> None:
         try:
             first = web.TCPSite(runner, addresses[0], 0)
             await first.start()
-            port = first._server.sockets[0].getsockname()[1]
+            port = runner.addresses[0][1]
             sites[addresses[0]] = first
             for address in addresses[1:]:
                 site = web.TCPSite(runner, address, port)
@@ -842,8 +850,10 @@ class UdpStream(threading.Thread):
         interval = 1.0 / self.rate
         n = len(socks)
         last_send = self.begin
+        # Bounded in time, and in turns: each one sends, receives, or waits up to 50 ms.
+        turns = 2 * rec.size + int((self.stop_at - self.begin + LOST_AFTER + 1) / 0.05)
         try:
-            while True:
+            for _ in range(turns):
                 now = time.monotonic()
                 if now >= self.stop_at + LOST_AFTER + 0.5:
                     break
@@ -1006,6 +1016,9 @@ class Viewer(threading.Thread):
             items.append(value)
         return found
 
+    def intern_state(self, state: tuple) -> int:
+        return self._intern(state, self._state_ids, self.states)
+
     def _get(self, conn: http.client.HTTPConnection, path: str):
         conn.request("GET", path)
         response = conn.getresponse()
@@ -1020,7 +1033,7 @@ class Viewer(threading.Thread):
     def _run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
         next_at = time.monotonic()
-        while True:
+        for _ in range(2 * int((self.stop_at - next_at) / self.period) + 100):  # a turn waits or reads
             now = time.monotonic()
             if now >= self.stop_at:
                 break
@@ -1132,7 +1145,7 @@ def control(args, folder, server, backends, viewer, web_port, begin, stop_at, ru
     if active is not None:  # leave no override behind (the state file is temporary anyway)
         with contextlib.suppress(OSError):
             active.cleared_at = time.monotonic()
-            admin(web_port, "DELETE", query=f"?member={active.key}")
+            admin(web_port, "DELETE", query="?member=" + quote(active.key))
     rss, hwm, procs = server.memory()
     run.memory.append((time.monotonic(), rss, hwm, procs))
 
@@ -1158,7 +1171,7 @@ def admin_step(web_port: int, viewer: Viewer, active: Override | None, run: Run,
     try:
         if active is not None:
             active.cleared_at = time.monotonic()
-            admin(web_port, "DELETE", query=f"?member={active.key}")
+            admin(web_port, "DELETE", query="?member=" + quote(active.key))
             return None
         table = [row for row in viewer.latest() if not row[0].startswith("www.")]
         if not table:
@@ -1231,6 +1244,8 @@ class Verdicts:
     inconsistent: list[str] = field(default_factory=list)
     inconsistent_count: int = 0
     out_of_window: int = 0  # judged against the nearest samples: none fell in the window
+    between_only: int = 0  # allowed only by a state between two samples
+    between_examples: list[str] = field(default_factory=list)
 
     def bad(self, text: str) -> None:
         self.inconsistent_count += 1
@@ -1249,6 +1264,7 @@ class Judge:
         self.static_memo: dict[tuple, str | None] = {}
         self.pool_memo: dict[tuple, str | None] = {}
         self.sticky: dict[tuple, tuple[tuple, float]] = {}
+        self._between: dict[tuple[int, int], list[int]] = {}
         self.v = Verdicts()
         self.origin = viewer.samples[0].t0 if viewer.samples else 0.0
 
@@ -1296,9 +1312,14 @@ class Judge:
         part = [a for a in r.answers if a[0] == owner and a[1] in (TYPES["A"], TYPES["AAAA"])]
         addrs = [a[3] for a in part]
         ttls = {a[2] for a in part}
-        ids = sorted({s.pools[pool] for s in window if pool in s.pools})
+        seen = [s.pools[pool] for s in window if pool in s.pools]
+        ids = list(dict.fromkeys(seen))
+        sampled = len(ids)
+        for x, y in zip(seen, seen[1:], strict=False):
+            if x != y:
+                ids += [sid for sid in self.between(x, y) if sid not in ids]
         reasons = []
-        for sid in ids:
+        for n, sid in enumerate(ids):
             memo = (body, qi, sid)
             problem = self.pool_memo.get(memo, "")
             if problem == "":
@@ -1306,13 +1327,30 @@ class Judge:
                     self.viewer.states[sid], family, addrs, ttls, r.rcode, pool
                 )
             if problem is None:
+                if n >= sampled:  # only a state between two samples allows it
+                    self.v.between_only += 1
+                    if len(self.v.between_examples) < 5:
+                        self.v.between_examples.append(
+                            f"{where}: {addrs} allowed by {self._state(sid)}; "
+                            + "; ".join(
+                                f"view at +{s.t0 - self.origin:.3f}s {self._state(s.pools[pool])}"
+                                for s in window
+                                if pool in s.pools
+                            )
+                        )
                 break
             reasons.append(problem)
         else:
             shown = "; ".join(
-                f"view {self._state(sid)}: {why}" for sid, why in zip(ids, reasons, strict=True)
+                f"view at +{s.t0 - self.origin:.3f}s {self._state(s.pools[pool])}"
+                for s in window
+                if pool in s.pools
             )
-            return self.v.bad(f"{where}: {addrs or 'no address'} (rcode {r.rcode}) against {shown}")
+            return self.v.bad(
+                f"{where}: {addrs or 'no address'} (rcode {r.rcode}, TTL {sorted(ttls)}) allowed by none of "
+                f"{len(ids)} states ({'; '.join(dict.fromkeys(reasons))}); {shown}"
+            )
+        ids = list(dict.fromkeys(seen))
         if len(ids) == 1 and self.viewer.states[ids[0]][1] and pool == "sticky" and r.rcode == 0:
             # The same client network with the same health must get the same member.
             skey = (q.ecs, ids[0])
@@ -1325,6 +1363,41 @@ class Judge:
                     f"with the same health {self._state(ids[0])}"
                 )
         return None
+
+    def between(self, a: int, b: int) -> list[int]:
+        """The states a pool may have had between two samples showing states a and b: each
+        member has made its change (state, or presence after a reload) or not yet. A member
+        changes at most once between two samples: probes (rise and fall need a probe or more,
+        one interval apart), overrides and reloads are all further apart than the poll."""
+        found = self._between.get((a, b))
+        if found is not None:
+            return found
+        sa, sb = self.viewer.states[a], self.viewer.states[b]
+        ga, gb = dict(sa[5]), dict(sb[5])
+        order = [g for g, _ in sa[5]] + [g for g, _ in sb[5] if g not in ga]
+        members: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        for g in order:
+            ma, mb = dict(ga.get(g, ())), dict(gb.get(g, ()))
+            for address in [*ma, *(x for x in mb if x not in ma)]:
+                members[(g, address)] = (ma.get(address), mb.get(address))
+        changing = [k for k, (x, y) in members.items() if x != y]
+        found = []
+        if len(changing) <= 10:  # at most 1024 mixtures (a handful here)
+            for choice in itertools.product((0, 1), repeat=len(changing)):
+                picked = dict(zip(changing, choice, strict=True))
+                groups = []
+                for g in order:
+                    ms = tuple(
+                        (address, values[picked.get((g, address), 0)])
+                        for (group, address), values in members.items()
+                        if group == g and values[picked.get((g, address), 0)] is not None
+                    )
+                    if ms:
+                        groups.append((g, ms))
+                for head in dict.fromkeys((sa[:5], sb[:5])):
+                    found.append(self.viewer.intern_state((*head, tuple(groups))))
+        self._between[(a, b)] = found
+        return found
 
     def _static(self, q: Question, r: Reply, versions: tuple) -> str | None:
         problems = []
@@ -1537,6 +1610,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
+    parser.add_argument(
+        "--log", type=Path, default=None, help="write gdns's log here, each line prefixed with +seconds"
+    )
     parser.add_argument("serve", nargs=argparse.REMAINDER, help="after --: more gdns serve arguments")
     args = parser.parse_args(argv)
     args.serve = args.serve[1:] if args.serve[:1] == ["--"] else args.serve
@@ -1647,6 +1723,8 @@ def report(
     cpu_used, loaded_memory, drops_server, drops_client, alive, spread,
 ) -> int:  # fmt: skip
     checks = args.check_settings
+    if args.log is not None:
+        args.log.write_text("".join(f"+{t - begin:.3f} {line}\n" for t, line in server.lines))
     judge = Judge(questions, bodies, viewer, window)
     judge.origin = begin
     sent = answered = lost = late = 0
@@ -1724,7 +1802,7 @@ def report(
     out(
         f"answers: {v.checked} checked ({v.pool_answers} pool, {v.static_answers} static), inconsistent "
         f"{v.inconsistent_count}; {len(bodies.items)} distinct replies; judged outside the window for want "
-        f"of a view sample: {v.out_of_window}"
+        f"of a view sample: {v.out_of_window}; allowed only by a state between two samples: {v.between_only}"
     )
     out(
         f"reloads: {len(run.versions)} written, {server.reloaded} logged by gdns, {len(seen_at) - 1} new "
@@ -1769,6 +1847,7 @@ def report(
     for title, items in (
         ("lost", lost_examples),
         ("inconsistent", v.inconsistent),
+        ("allowed only by a state between two samples (not failed)", v.between_examples),
         ("late down (hard)", health.late_down[:10]),
         ("late up (hard)", health.late_up[:10]),
         ("override ignored (hard)", health.override_ignored[:10]),
@@ -1797,6 +1876,7 @@ def report(
                     "lost": lost,
                     "inconsistent": v.inconsistent_count,
                     "checked": v.checked,
+                    "between_only": v.between_only,
                     "pool_answers": v.pool_answers,
                     "static_answers": v.static_answers,
                     "reloads_written": len(run.versions),

@@ -30,7 +30,7 @@ def test_short_soak_loses_nothing_and_answers_consistently(tmp_path):
     assert figures["pool_answers"] > 1000 and figures["static_answers"] > 1000
     # The disturbances really happened, and the server took them in.
     assert figures["reloads_written"] >= 4
-    assert figures["reloads_seen"] == figures["reloads_logged"] >= figures["reloads_written"] - 1
+    assert figures["reloads_logged"] >= figures["reloads_seen"] >= figures["reloads_written"] - 1
     assert figures["flaps"] >= 4 and figures["recoveries"] >= 2
     assert figures["overrides"] >= 2
     assert figures["transitions"] > 0
