@@ -4,7 +4,7 @@ memory stays flat.
 
     python bench/soak.py [--duration 180] [--rate 2000] [--tcp-rate 20] [--max-growth-mib 10]
                          [--reload-every 3] [--flap-every 1.5] [--admin-every 4] [--json FILE]
-                         [-- more gdns serve arguments, e.g. --workers 2]
+                         [--log FILE] [-- more gdns serve arguments, e.g. --workers 2]
 
 What runs, all on 127.0.0.0/8, every process started here stopped by its PID at the end:
 
