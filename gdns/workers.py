@@ -55,6 +55,7 @@ from types import MappingProxyType
 from gdns.health.snapshot import HealthSnapshot, MemberHealth
 from gdns.server import stats
 from gdns.settings import Settings
+from gdns.zone.loader import collect_and_freeze, collect_and_pause
 from gdns.zone.pool import Pool
 from gdns.zone.reload import retire
 from gdns.zone.zoneset import Names, Packed, Zone, ZoneSet
@@ -610,7 +611,7 @@ class Worker:
                 self.stopping.set()
                 return
             if kind == ZONES:
-                gc.disable()  # a collection now would walk every object loaded so far
+                collect_and_pause()  # a collection during the intake would walk every object taken in
                 intake, began = ZoneIntake(pickle.loads(body)), time.monotonic()
             elif kind in (ZONE, POOLS, NODES):
                 intake.take(kind, body)
@@ -619,7 +620,7 @@ class Worker:
                 generation, message = pickle.loads(body)
                 zones = intake.finish()
                 await self._swap(zones, self.health.snapshot(message), geo)
-                gc.freeze()  # the zones stay until the next swap: no collection need walk them
+                collect_and_freeze()  # the zones stay until the next swap: no collection need walk them
                 gc.enable()
                 self.log.info(
                     "serving zones generation %d: %d zone(s), taken in over %.2f s, longest pause %.1f ms",

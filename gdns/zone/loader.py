@@ -114,6 +114,33 @@ _gc_loads = 0  # loads running now
 _gc_was_enabled = False
 _gc_built = False  # one of them succeeded: freeze when the last one ends
 
+# Young objects a collection walks in a few milliseconds (about 0.3 us each on the test machine).
+FREEZE_COLLECT_LIMIT = 20_000
+
+
+def collect_and_pause() -> None:
+    """A load begins: collect the garbage there is now, then pause the collector.
+
+    The collection is cheap (the zones in use are frozen, so it walks only what the process
+    made since the last load) and it matters: garbage in reference cycles that is still
+    waiting for a collection (a failed health probe's exception, traceback and request, for
+    instance) would otherwise be frozen with the new zones at the end of the load, and a
+    frozen object is never collected: every reload would keep some for good."""
+    gc.collect()
+    gc.disable()
+
+
+def collect_and_freeze() -> None:
+    """A load built new zones: freeze them, so no collection walks them again.
+
+    Whatever else is alive now is frozen too, including garbage made while the load ran;
+    when the load was small, a collection first finds that garbage for a few milliseconds.
+    After a large load it would walk every new object (tens of milliseconds holding the GIL,
+    a pause in answering), so that little garbage is left to the freeze."""
+    if gc.get_count()[0] <= FREEZE_COLLECT_LIMIT:
+        gc.collect()
+    gc.freeze()
+
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[list[bool]]:
@@ -127,12 +154,14 @@ def _collector_paused() -> Iterator[list[bool]]:
     (gc.freeze, a constant-time move to the permanent generation), the loaded zones are never
     walked again. They are freed as usual, by reference counting, once nothing uses them.
     The price: an object alive at the freeze that later becomes garbage in a reference cycle
-    is never freed. The caller sets the yielded flag when the load succeeded."""
+    is never freed; collecting as the load begins (and before the freeze, when that is
+    cheap) keeps that to objects in use at the moment of the freeze. The caller sets the
+    yielded flag when the load succeeded."""
     global _gc_loads, _gc_was_enabled, _gc_built
     with _gc_lock:
         if _gc_loads == 0:
             _gc_was_enabled, _gc_built = gc.isenabled(), False
-            gc.disable()
+            collect_and_pause()
         _gc_loads += 1
     succeeded = [False]
     try:
@@ -143,7 +172,7 @@ def _collector_paused() -> Iterator[list[bool]]:
             _gc_built = _gc_built or succeeded[0]
             if _gc_loads == 0:
                 if _gc_built:
-                    gc.freeze()
+                    collect_and_freeze()
                 if _gc_was_enabled:
                     gc.enable()
 
