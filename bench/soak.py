@@ -103,6 +103,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from compare import descendants, start_time  # the same walk over /proc (bench/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "soak.example."
 BACKENDS = tuple(f"127.0.0.{i}" for i in range(41, 49))
@@ -660,32 +662,6 @@ class Backends:
 
 
 # -- the server ------------------------------------------------------------------------------
-
-
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it (worker processes), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo and len(found) < 1000:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 class Server:
