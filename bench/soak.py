@@ -1033,7 +1033,7 @@ class Viewer(threading.Thread):
             for pool in pools_doc["pools"]:
                 label = pool["name"][: -len(ORIGIN) - 1]
                 groups = tuple(
-                    (g["name"], tuple((m["address"], m["state"]) for m in g["members"]))
+                    (g["name"], tuple((m["address"], shown_state(m)) for m in g["members"]))
                     for g in pool["groups"]
                 )
                 state = (
@@ -1170,6 +1170,15 @@ def family_of(address: str) -> int:
     return 6 if ":" in address else 4
 
 
+def shown_state(member: dict) -> str:
+    """A member's state in the view, with "!" after a state other than up that a person set (an
+    override, else the configured status): `when_all_down: all` leaves those members out."""
+    override = (member["override"] or {}).get("state")
+    configured = member["configured_status"]
+    forced = override is not None or configured != "up"
+    return member["state"] + ("!" if member["state"] != "up" and forced else "")
+
+
 def judge_pool(
     state: tuple, family: int, addrs: list[str], ttls: set[int], rcode: int, pool: str
 ) -> str | None:
@@ -1186,7 +1195,7 @@ def judge_pool(
         if when_all_down == "servfail":
             return None if rcode == 2 else f"all down: SERVFAIL expected, got rcode {rcode}"
         want = {
-            "all": [a for _, ms in fam for a, _ in ms],
+            "all": [a for _, ms in fam for a, s in ms if not s.endswith("!")],  # NODATA if none
             "fallback": [a for a in FALLBACK.get(pool, []) if family_of(a) == family],
             "nodata": [],
         }[when_all_down]
